@@ -1,0 +1,175 @@
+"""Configuration of the fused KLUE-BERT + wav2vec 2.0 emotion model.
+
+This file is copied next to saved checkpoints (``trust_remote_code``): it may import only from transformers,
+huggingface_hub and the other ``*_klue_wav2vec2`` / ``pipeline_emotion`` files, with single-dot imports.
+"""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig
+from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+
+EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+"""The seven KEMDy emotion categories, in the order of the model's logits."""
+
+REGRESSION_TARGETS: tuple[str, ...] = ("arousal", "valence")
+"""The two regression outputs, in the order of ``regression`` (the corpus' 1-5 rater-mean scale)."""
+
+FUSIONS = ("cat", "add", "text", "speech")
+POOLINGS = ("mean", "last", "first")
+AUDIO_REPRESENTATIONS = ("conv", "hidden")
+REGRESSION_LOSSES = ("mse", "ccc")
+SUPPORTED_AUDIO_MODEL_TYPES = ("wav2vec2",)
+
+# klue/bert-base and facebook/wav2vec2-base, so that a bare config describes the paper's model.
+KLUE_BERT_BASE = {
+    "model_type": "bert",
+    "vocab_size": 32000,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "pad_token_id": 0,
+}
+WAV2VEC2_BASE = {
+    "model_type": "wav2vec2",
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "feat_extract_norm": "group",
+    "do_stable_layer_norm": False,
+    "conv_bias": False,
+    "mask_time_prob": 0.05,
+    "vocab_size": 32,
+}
+
+
+def check_choice(name: str, value, accepted) -> None:
+    """Raise a ValueError naming ``name`` and listing the accepted values when ``value`` is not one of them."""
+    if value not in accepted:
+        raise ValueError(f"{name}={value!r} is not supported; expected one of {', '.join(map(repr, accepted))}.")
+
+
+@strict
+class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`KlueWav2Vec2ForEmotion`]: a text encoder (KLUE-BERT by default) and a wav2vec 2.0 speech
+    encoder, each pooled over its real tokens/frames, fused, and topped by a 7-way multi-label emotion head and an
+    arousal/valence regression head.
+
+    Args:
+        text_config (`PreTrainedConfig` or `dict`, *optional*):
+            Any encoder config AutoConfig knows (default: a `BertConfig` shaped like `klue/bert-base`).
+        audio_config (`PreTrainedConfig` or `dict`, *optional*):
+            A `Wav2Vec2Config` (default: shaped like `facebook/wav2vec2-base`).
+        fusion (`str`, defaults to `"cat"`):
+            `"cat"` concatenates pooled text and speech vectors; `"add"` projects speech to the text width with one
+            linear layer and adds; `"text"` / `"speech"` use one encoder only (the paper's unimodal rows).
+        pooling (`str`, defaults to `"mean"`):
+            How a sequence becomes one vector: `"mean"` over real positions, `"last"` real position, or `"first"`
+            ([CLS] for BERT). Padding never enters.
+        audio_representation (`str`, defaults to `"hidden"`):
+            `"hidden"`: the wav2vec2 transformer's last hidden state. `"conv"`: the paper's normalised convolutional
+            features (`extract_features`, 512-d for wav2vec2-base); the transformer layers are then not built or run.
+        classifier_dropout (`float`, defaults to 0.1): dropout on the fused vector before both heads.
+        emotion_loss_weight, regression_loss_weight (`float`): weights of the multi-label soft-margin loss and of
+            the arousal/valence loss in the total loss.
+        regression_loss (`str`, defaults to `"mse"`): `"mse"` or `"ccc"` (1 - concordance correlation, averaged over
+            arousal and valence).
+        regression_offset (`float`, defaults to 3.0): added to the regression head's output, so that a fresh head
+            predicts the middle of the 1-5 rating scale.
+        freeze_feature_encoder (`bool`, defaults to `False`): keep wav2vec2's convolutional feature encoder fixed.
+
+    Example:
+
+    ```python
+    >>> from kemd_emotion import KlueWav2Vec2EmotionConfig
+    >>> config = KlueWav2Vec2EmotionConfig(fusion="add")
+    >>> config.text_config.hidden_size, config.audio_config.conv_dim[-1], config.id2label[3]
+    (768, 512, 'happy')
+    ```
+    """
+
+    model_type = "klue-wav2vec2-emotion"
+    sub_configs_defaults = {
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert", init_kwargs=KLUE_BERT_BASE),
+        "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2", init_kwargs=WAV2VEC2_BASE),
+    }
+
+    text_config: PreTrainedConfig | dict | None = None
+    audio_config: PreTrainedConfig | dict | None = None
+    fusion: str = "cat"
+    pooling: str = "mean"
+    audio_representation: str = "hidden"
+    classifier_dropout: float = 0.1
+    emotion_loss_weight: float = 1.0
+    regression_loss_weight: float = 1.0
+    regression_loss: str = "mse"
+    regression_offset: float = 3.0
+    freeze_feature_encoder: bool = False
+    initializer_range: float = 0.02
+    regression_targets: list[str] | tuple[str, ...] | None = None
+
+    def __post_init__(self, **kwargs):
+        if self.id2label is None:
+            self.id2label = dict(enumerate(EMOTIONS))
+            self.label2id = {label: i for i, label in enumerate(EMOTIONS)}
+        if self.regression_targets is None:
+            self.regression_targets = list(REGRESSION_TARGETS)
+        if self.problem_type is None:
+            self.problem_type = "multi_label_classification"
+        super().__post_init__(**kwargs)
+        self.check_values()
+
+    def check_values(self) -> None:
+        """Raise a ValueError listing the accepted values for any option set to something unsupported."""
+        check_choice("fusion", self.fusion, FUSIONS)
+        check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("audio_representation", self.audio_representation, AUDIO_REPRESENTATIONS)
+        check_choice("regression_loss", self.regression_loss, REGRESSION_LOSSES)
+        check_choice("audio_config.model_type", self.audio_config.model_type, SUPPORTED_AUDIO_MODEL_TYPES)
+        if not 0.0 <= self.classifier_dropout < 1.0:
+            raise ValueError(f"classifier_dropout={self.classifier_dropout!r} must be in [0, 1).")
+        for name in ("emotion_loss_weight", "regression_loss_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0.")
+        if list(self.regression_targets) != list(REGRESSION_TARGETS):
+            raise ValueError(
+                f"regression_targets={self.regression_targets!r} is not supported; expected {list(REGRESSION_TARGETS)}."
+            )
+
+    @property
+    def uses_text(self) -> bool:
+        return self.fusion != "speech"
+
+    @property
+    def uses_audio(self) -> bool:
+        return self.fusion != "text"
+
+    @property
+    def audio_embed_dim(self) -> int:
+        """Width of the pooled speech vector: conv channels for "conv", hidden size for "hidden"."""
+        if self.audio_representation == "conv":
+            return self.audio_config.conv_dim[-1]
+        return self.audio_config.hidden_size
+
+    @property
+    def text_embed_dim(self) -> int:
+        return self.text_config.hidden_size
+
+    @property
+    def fused_dim(self) -> int:
+        """Width of the fused vector that both heads read."""
+        return {
+            "cat": self.text_embed_dim + self.audio_embed_dim,
+            "add": self.text_embed_dim,
+            "text": self.text_embed_dim,
+            "speech": self.audio_embed_dim,
+        }[self.fusion]
+
+
+__all__ = ["EMOTIONS", "REGRESSION_TARGETS", "KlueWav2Vec2EmotionConfig"]

@@ -1,0 +1,376 @@
+"""KLUE-BERT + wav2vec 2.0 fused for multi-label emotion and arousal/valence regression.
+
+This file is copied next to saved checkpoints (``trust_remote_code``): it may import only from torch,
+transformers and the other ``*_klue_wav2vec2`` files, with single-dot imports.
+
+Padding is the thing to get right here. Every pooled vector is computed from real tokens / frames only, and
+wav2vec2's group-norm feature encoder (wav2vec2-base), whose first layer normalises each channel over *time*,
+gets its statistics from the real frames only. So an utterance gives the same outputs alone and padded inside a
+batch of longer ones, whichever feature encoder the checkpoint has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_klue_wav2vec2 import KlueWav2Vec2EmotionConfig
+
+
+@dataclass
+class KlueWav2Vec2EmotionOutput(ModelOutput):
+    """
+    Output of [`KlueWav2Vec2ForEmotion`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): weighted sum of `emotion_loss` and `regression_loss`
+            (only the terms whose labels were given).
+        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`): emotion logits (apply a sigmoid for
+            per-emotion probabilities; labels are multi-hot).
+        regression (`torch.FloatTensor` of shape `(batch_size, 2)`): arousal then valence, on the corpus' 1-5 scale.
+        emotion_loss (`torch.FloatTensor` of shape `()`, *optional*): multi-label soft-margin loss on `logits`.
+        regression_loss (`torch.FloatTensor` of shape `()`, *optional*): MSE, or 1 - CCC averaged over both targets.
+        text_embeds (`torch.FloatTensor` of shape `(batch_size, text_hidden_size)`, *optional*): pooled text vector.
+        audio_embeds (`torch.FloatTensor` of shape `(batch_size, audio_embed_dim)`, *optional*): pooled speech vector
+            (`conv_dim[-1]` wide for `audio_representation="conv"`, `hidden_size` for `"hidden"`).
+        fused_embeds (`torch.FloatTensor` of shape `(batch_size, fused_dim)`): the vector both heads read.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    regression: torch.FloatTensor | None = None
+    emotion_loss: torch.FloatTensor | None = None
+    regression_loss: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    audio_embeds: torch.FloatTensor | None = None
+    fused_embeds: torch.FloatTensor | None = None
+
+
+def pool(hidden_states: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Pool `(batch, time, dim)` states over the positions where `mask` `(batch, time)` is true.
+
+    `"mean"` averages the real positions, `"last"` / `"first"` take the last / first real one; padding never enters.
+    """
+    mask = mask.bool()
+    if how == "mean":
+        weights = mask.to(hidden_states.dtype).unsqueeze(-1)
+        return (hidden_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+    if how == "last":
+        index = mask.shape[1] - 1 - mask.flip(1).int().argmax(1)
+    elif how == "first":
+        index = mask.int().argmax(1)
+    else:
+        raise ValueError(f"pooling={how!r} is not supported; expected 'mean', 'last' or 'first'.")
+    return hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), index]
+
+
+def masked_group_norm(hidden_states: torch.Tensor, norm: nn.GroupNorm, mask: torch.Tensor) -> torch.Tensor:
+    """`nn.GroupNorm` over `(batch, channels, time)` whose statistics come only from frames where `mask` is true.
+
+    Padded frames are set to zero. Equal to `norm(x[..., :length])` for each sample on its real frames.
+    """
+    batch, channels, time = hidden_states.shape
+    groups = norm.num_groups
+    grouped = hidden_states.reshape(batch, groups, channels // groups, time)
+    weights = mask.to(hidden_states.dtype)[:, None, None, :]
+    count = weights.sum(dim=(2, 3), keepdim=True) * (channels // groups)
+    mean = (grouped * weights).sum(dim=(2, 3), keepdim=True) / count
+    variance = (((grouped - mean) * weights) ** 2).sum(dim=(2, 3), keepdim=True) / count
+    normalised = ((grouped - mean) * torch.rsqrt(variance + norm.eps)).reshape(batch, channels, time)
+    if norm.affine:
+        normalised = normalised * norm.weight[None, :, None] + norm.bias[None, :, None]
+    return normalised * mask[:, None, :].to(normalised.dtype)
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+    """`(batch,)` lengths -> `(batch, max_length)` boolean mask, true on the first `length` positions."""
+    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def concordance_correlation(predictions: torch.Tensor, targets: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Lin's concordance correlation coefficient along dim 0 of `(batch, ...)` tensors (population moments)."""
+    pred_mean, target_mean = predictions.mean(0), targets.mean(0)
+    pred_var = predictions.var(0, unbiased=False)
+    target_var = targets.var(0, unbiased=False)
+    covariance = ((predictions - pred_mean) * (targets - target_mean)).mean(0)
+    return 2 * covariance / (pred_var + target_var + (pred_mean - target_mean) ** 2 + eps)
+
+
+class KlueWav2Vec2PreTrainedModel(PreTrainedModel):
+    config: KlueWav2Vec2EmotionConfig
+    config_class = KlueWav2Vec2EmotionConfig
+    base_model_prefix = "kemd"
+    main_input_name = "input_ids"
+    input_modalities = ("text", "audio")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    # forward has no **kwargs: the Trainer divides the loss by the gradient-accumulation steps itself.
+    accepts_loss_kwargs = False
+
+
+class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
+    r"""
+    A text encoder (KLUE-BERT) and a wav2vec 2.0 speech encoder, both trainable, pooled over real tokens/frames and
+    fused by concatenation (`"cat"`) or by a speech-to-text linear projection and addition (`"add"`), or used alone
+    (`"text"`, `"speech"`). A 7-way emotion head (multi-label soft-margin loss) and an arousal/valence head read the
+    fused vector.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from kemd_emotion import KlueWav2Vec2ForEmotion
+    >>> from kemd_emotion.testing_utils import tiny_config
+    >>> model = KlueWav2Vec2ForEmotion(tiny_config(fusion="add")).eval()
+    >>> out = model(input_ids=torch.tensor([[2, 5, 3]]), input_values=torch.randn(1, 8000))
+    >>> out.logits.shape, out.regression.shape
+    (torch.Size([1, 7]), torch.Size([1, 2]))
+    ```
+    """
+
+    def __init__(
+        self,
+        config: KlueWav2Vec2EmotionConfig,
+        text_model: PreTrainedModel | None = None,
+        audio_model: PreTrainedModel | None = None,
+    ):
+        super().__init__(config)
+        config.check_values()
+        self.main_input_name = "input_values" if config.fusion == "speech" else "input_ids"
+
+        self.text_model = None
+        if config.uses_text:
+            if text_model is None:
+                text_model = AutoModel.from_config(config.text_config)
+            # The pooler ([CLS] -> tanh) is not used; dropping it keeps DDP free of unused parameters.
+            if getattr(text_model, "pooler", None) is not None:
+                text_model.pooler = None
+            self.config.text_config._attn_implementation = text_model.config._attn_implementation
+            text_model.config = self.config.text_config
+            self.text_model = text_model
+
+        self.audio_model = None
+        if config.uses_audio:
+            if audio_model is None:
+                audio_model = AutoModel.from_config(config.audio_config)
+            if getattr(audio_model, "adapter", None) is not None:
+                raise ValueError("audio_config.add_adapter=True is not supported: the adapter changes frame lengths.")
+            if config.audio_representation == "conv":
+                # The paper's speech vector is the normalised conv output: the transformer is never needed.
+                audio_model.encoder = None
+                audio_model.feature_projection.projection = None
+                audio_model.feature_projection.dropout = None
+                if hasattr(audio_model, "masked_spec_embed"):
+                    del audio_model.masked_spec_embed
+            self.config.audio_config._attn_implementation = audio_model.config._attn_implementation
+            audio_model.config = self.config.audio_config
+            self.audio_model = audio_model
+
+        self.projection = (
+            nn.Linear(config.audio_embed_dim, config.text_embed_dim) if config.fusion == "add" else None
+        )
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.emotion_head = nn.Linear(config.fused_dim, config.num_labels)
+        self.regression_head = nn.Linear(config.fused_dim, len(config.regression_targets))
+
+        self.post_init()
+        if config.freeze_feature_encoder:
+            self.freeze_feature_encoder()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_text_audio_pretrained(
+        cls,
+        text_model_name_or_path: str | None = None,
+        audio_model_name_or_path: str | None = None,
+        *,
+        text_model_kwargs: dict | None = None,
+        audio_model_kwargs: dict | None = None,
+        **config_kwargs,
+    ) -> "KlueWav2Vec2ForEmotion":
+        """Build the fused model from two pretrained encoders, keeping their weights exactly.
+
+        Args:
+            text_model_name_or_path: hub id or folder of the text encoder (e.g. `"klue/bert-base"`); may be None
+                only for `fusion="speech"`.
+            audio_model_name_or_path: hub id or folder of the wav2vec2 encoder (e.g. `"facebook/wav2vec2-base"`);
+                may be None only for `fusion="text"`.
+            text_model_kwargs / audio_model_kwargs: passed to each `AutoModel.from_pretrained` (revision,
+                cache_dir, dtype, ...).
+            config_kwargs: options of [`KlueWav2Vec2EmotionConfig`] (fusion, pooling, audio_representation, ...).
+        """
+        fusion = config_kwargs.get("fusion", "cat")
+        text_model_kwargs, audio_model_kwargs = dict(text_model_kwargs or {}), dict(audio_model_kwargs or {})
+
+        def load(name_or_path, needed: bool, role: str, kwargs: dict):
+            if name_or_path is None:
+                if needed:
+                    raise ValueError(f"fusion={fusion!r} needs a pretrained {role} model; got {role}_model_name_or_path=None.")
+                return None, None
+            if needed:
+                model = AutoModel.from_pretrained(name_or_path, **kwargs)
+                return model, model.config
+            return None, AutoConfig.from_pretrained(name_or_path, **kwargs)
+
+        text_model, text_config = load(text_model_name_or_path, fusion != "speech", "text", text_model_kwargs)
+        audio_model, audio_config = load(audio_model_name_or_path, fusion != "text", "audio", audio_model_kwargs)
+        config = KlueWav2Vec2EmotionConfig(text_config=text_config, audio_config=audio_config, **config_kwargs)
+        return cls(config, text_model=text_model, audio_model=audio_model)
+
+    def freeze_feature_encoder(self) -> None:
+        """Stop gradients into wav2vec2's convolutional feature encoder (common when fine-tuning wav2vec2)."""
+        if self.audio_model is not None:
+            self.audio_model.freeze_feature_encoder()
+        self.config.freeze_feature_encoder = True
+
+    # ------------------------------------------------------------------ encoders
+    def audio_frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        """Number of real wav2vec2 frames for clips of `sample_lengths` samples (`(batch,)` long tensor)."""
+        return self.audio_model._get_feat_extract_output_lengths(sample_lengths, add_adapter=False).long()
+
+    def encode_text(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """Pooled text vector `(batch, text_hidden_size)` from token ids `(batch, tokens)`."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden = self.text_model(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=True
+        ).last_hidden_state
+        return pool(hidden, attention_mask, self.config.pooling)
+
+    def encode_audio(self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled speech vector `(batch, audio_embed_dim)` from zero-padded 16 kHz samples `(batch, samples)`."""
+        wav2vec2 = self.audio_model
+        batch, num_samples = input_values.shape
+        if audio_attention_mask is None:
+            sample_lengths = torch.full((batch,), num_samples, dtype=torch.long, device=input_values.device)
+        else:
+            sample_lengths = audio_attention_mask.long().sum(-1)
+        # Zero padding whatever the caller sent, so the convolutions see what they would see on the clip alone.
+        sample_mask = lengths_to_mask(sample_lengths, num_samples)
+        hidden = (input_values * sample_mask.to(input_values.dtype))[:, None]
+
+        lengths = sample_lengths
+        for layer in wav2vec2.feature_extractor.conv_layers:
+            kernel, stride = layer.conv.kernel_size[0], layer.conv.stride[0]
+            lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
+            if isinstance(getattr(layer, "layer_norm", None), nn.GroupNorm):
+                # GroupNorm normalises over time: take its statistics from real frames only.
+                hidden = layer.conv(hidden)
+                hidden = masked_group_norm(hidden, layer.layer_norm, lengths_to_mask(lengths, hidden.shape[-1]))
+                hidden = layer.activation(hidden)
+            else:
+                hidden = layer(hidden)
+        if bool((lengths < 1).any()):
+            shortest = int(sample_lengths.min())
+            raise ValueError(
+                f"input_values: a clip of {shortest} samples is shorter than the speech encoder's receptive field "
+                f"({self.min_audio_samples} samples, 25 ms at 16 kHz)."
+            )
+        frame_mask = lengths_to_mask(lengths, hidden.shape[-1])
+        features = wav2vec2.feature_projection.layer_norm(hidden.transpose(1, 2))
+        if self.config.audio_representation == "conv":
+            return pool(features, frame_mask, self.config.pooling)
+
+        hidden = wav2vec2.feature_projection.dropout(wav2vec2.feature_projection.projection(features))
+        hidden = wav2vec2._mask_hidden_states(hidden, attention_mask=frame_mask)
+        hidden = wav2vec2.encoder(hidden, attention_mask=frame_mask).last_hidden_state
+        return pool(hidden, frame_mask, self.config.pooling)
+
+    @property
+    def min_audio_samples(self) -> int:
+        """The shortest clip (in samples) that yields one wav2vec2 frame (400 for wav2vec2-base)."""
+        length = 1
+        for kernel, stride in reversed(list(zip(self.config.audio_config.conv_kernel, self.config.audio_config.conv_stride))):
+            length = (length - 1) * stride + kernel
+        return length
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        input_values: torch.FloatTensor | None = None,
+        audio_attention_mask: torch.LongTensor | None = None,
+        labels: torch.FloatTensor | None = None,
+        regression_labels: torch.FloatTensor | None = None,
+        return_dict: bool | None = None,
+    ) -> KlueWav2Vec2EmotionOutput | tuple:
+        r"""
+        Args:
+            input_ids (`(batch, tokens)`), attention_mask, token_type_ids: the tokenised transcript (text mask).
+            input_values (`(batch, samples)`): 16 kHz speech, normalised by the processor, zero padded.
+            audio_attention_mask (`(batch, samples)`): 1 on real samples, 0 on padding. Kept apart from the text mask.
+            labels (`(batch, num_labels)` floats): multi-hot emotions.
+            regression_labels (`(batch, 2)` floats): arousal then valence on the 1-5 scale.
+        """
+        config = self.config
+        batch_sizes = {}
+        text_embeds = audio_embeds = None
+        if config.uses_text:
+            if input_ids is None:
+                raise ValueError(f"fusion={config.fusion!r} needs text: input_ids is None.")
+            if input_ids.dim() != 2:
+                raise ValueError(f"input_ids must be (batch, tokens); got shape {tuple(input_ids.shape)}.")
+            batch_sizes["input_ids"] = input_ids.shape[0]
+            text_embeds = self.encode_text(input_ids, attention_mask, token_type_ids)
+        if config.uses_audio:
+            if input_values is None:
+                raise ValueError(f"fusion={config.fusion!r} needs speech: input_values is None.")
+            if input_values.dim() != 2:
+                raise ValueError(f"input_values must be (batch, samples) mono audio; got shape {tuple(input_values.shape)}.")
+            batch_sizes["input_values"] = input_values.shape[0]
+        if len(set(batch_sizes.values())) > 1:
+            raise ValueError(f"text and audio batch sizes differ: {batch_sizes}.")
+        if config.uses_audio:
+            audio_embeds = self.encode_audio(input_values, audio_attention_mask)
+
+        if config.fusion == "cat":
+            fused = torch.cat([text_embeds, audio_embeds], dim=-1)
+        elif config.fusion == "add":
+            fused = text_embeds + self.projection(audio_embeds)
+        elif config.fusion == "text":
+            fused = text_embeds
+        else:
+            fused = audio_embeds
+
+        hidden = self.dropout(fused)
+        logits = self.emotion_head(hidden)
+        regression = self.regression_head(hidden) + config.regression_offset
+
+        loss = emotion_loss = regression_loss = None
+        if labels is not None:
+            emotion_loss = F.multilabel_soft_margin_loss(logits, labels.to(logits.dtype))
+            loss = config.emotion_loss_weight * emotion_loss
+        if regression_labels is not None:
+            regression_loss = self.regression_loss(regression, regression_labels.to(regression.dtype))
+            weighted = config.regression_loss_weight * regression_loss
+            loss = weighted if loss is None else loss + weighted
+
+        output = KlueWav2Vec2EmotionOutput(
+            loss=loss,
+            logits=logits,
+            regression=regression,
+            emotion_loss=emotion_loss,
+            regression_loss=regression_loss,
+            text_embeds=text_embeds,
+            audio_embeds=audio_embeds,
+            fused_embeds=fused,
+        )
+        return_dict = return_dict if return_dict is not None else config.return_dict
+        return output if return_dict else output.to_tuple()
+
+    def regression_loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """MSE, or 1 - CCC averaged over arousal and valence, as the config says."""
+        if self.config.regression_loss == "mse":
+            return F.mse_loss(predictions, targets)
+        return 1.0 - concordance_correlation(predictions, targets).mean()
+
+
+__all__ = ["KlueWav2Vec2ForEmotion", "KlueWav2Vec2PreTrainedModel", "KlueWav2Vec2EmotionOutput"]
