@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny random encoders and an offline WordPiece tokenizer. No test may touch the network."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+import pytest
+import torch
+
+from kemd_emotion import KlueWav2Vec2ForEmotion
+from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_config, tiny_processor as build_tiny_processor
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_processor():
+    """A processor with a WordPiece vocabulary trained offline on a few Korean sentences (5 s audio limit)."""
+    return build_tiny_processor(DEFAULT_TEXTS, vocab_size=300)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_factory(tiny_processor):
+    """`factory(fusion="cat", feat_extract_norm="group", seed=0, **config_kwargs)` -> a tiny model in eval mode."""
+
+    def factory(fusion="cat", feat_extract_norm="group", seed=0, **config_kwargs):
+        torch.manual_seed(seed)
+        config = tiny_config(
+            fusion=fusion,
+            feat_extract_norm=feat_extract_norm,
+            vocab_size=len(tiny_processor.tokenizer),
+            **config_kwargs,
+        )
+        return KlueWav2Vec2ForEmotion(config).eval()
+
+    return factory
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def speech_like(rng, seconds, sampling_rate=16000):
+    """A voiced-looking clip: harmonics of a wobbling f0 plus noise, float32 in [-1, 1]."""
+    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
+    f0 = 140 + 20 * np.sin(2 * np.pi * 3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sampling_rate
+    wave = sum(np.sin(k * phase) / k for k in range(1, 6)) * 0.3 + 0.02 * rng.standard_normal(t.shape)
+    return wave.astype(np.float32)
