@@ -251,6 +251,11 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             sample_lengths = torch.full((batch,), num_samples, dtype=torch.long, device=input_values.device)
         else:
             sample_lengths = audio_attention_mask.long().sum(-1)
+        if bool((sample_lengths < self.min_audio_samples).any()):
+            raise ValueError(
+                f"input_values: a clip of {int(sample_lengths.min())} samples is shorter than the speech encoder's "
+                f"receptive field ({self.min_audio_samples} samples, 25 ms at 16 kHz)."
+            )
         # Zero padding whatever the caller sent, so the convolutions see what they would see on the clip alone.
         sample_mask = lengths_to_mask(sample_lengths, num_samples)
         hidden = (input_values * sample_mask.to(input_values.dtype))[:, None]
@@ -266,12 +271,6 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
                 hidden = layer.activation(hidden)
             else:
                 hidden = layer(hidden)
-        if bool((lengths < 1).any()):
-            shortest = int(sample_lengths.min())
-            raise ValueError(
-                f"input_values: a clip of {shortest} samples is shorter than the speech encoder's receptive field "
-                f"({self.min_audio_samples} samples, 25 ms at 16 kHz)."
-            )
         frame_mask = lengths_to_mask(lengths, hidden.shape[-1])
         features = wav2vec2.feature_projection.layer_norm(hidden.transpose(1, 2))
         if self.config.audio_representation == "conv":
