@@ -1,0 +1,33 @@
+"""KEMDy19 / KEMDy20 data: the dataset builder, a synthetic sample corpus, folds and the batch collator.
+
+- `load_kemdy(data_dir, name=None, annotations="speaker", ...)`: a release folder -> `datasets.Dataset`.
+- `write_sample_corpus(out_dir, name="kemdy20", ...)`: writes a synthetic release in the real layout.
+- `kfold(dataset, k=5, by="session" | "contiguous" | "random", seed=0)`: ``[(train_indices, test_indices), ...]``.
+- `KemdyCollator(processor)`: rows -> model inputs plus ``labels`` and ``regression_labels``.
+"""
+
+from .collator import KemdyCollator, multi_hot
+from .folds import FOLD_STRATEGIES, kfold
+from .kemdy import SKIP_REASONS, VERSION, KemdyBuilder, KemdyConfig, KemdyReport, detect_release, load_kemdy
+from .sample import SIZES, SampleManifest, add_make_sample_parser, make_sample_main, write_sample_corpus
+from .text import clean_transcript
+
+__all__ = [
+    "load_kemdy",
+    "KemdyBuilder",
+    "KemdyConfig",
+    "KemdyReport",
+    "detect_release",
+    "SKIP_REASONS",
+    "VERSION",
+    "write_sample_corpus",
+    "SampleManifest",
+    "SIZES",
+    "make_sample_main",
+    "add_make_sample_parser",
+    "kfold",
+    "FOLD_STRATEGIES",
+    "KemdyCollator",
+    "multi_hot",
+    "clean_transcript",
+]

@@ -1,0 +1,111 @@
+"""Batches KEMDy rows for `KlueWav2Vec2ForEmotion`: reads the audio, pads dynamically, builds the targets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..configuration_klue_wav2vec2 import EMOTIONS
+from ..processing_klue_wav2vec2 import load_audio
+
+
+def multi_hot(emotions: Sequence[str], name: str = "emotion") -> np.ndarray:
+    """``["neutral", "happy"]`` -> float32 ``(7,)`` with 1.0 at those emotions' positions in `EMOTIONS`.
+
+    >>> multi_hot(["neutral", "happy"]).tolist()
+    [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+    """
+    if isinstance(emotions, str):
+        emotions = emotions.split(";")
+    vector = np.zeros(len(EMOTIONS), dtype=np.float32)
+    for emotion in emotions:
+        if emotion not in EMOTIONS:
+            raise ValueError(f"{name} holds {emotion!r}, which is not one of {EMOTIONS}.")
+        vector[EMOTIONS.index(emotion)] = 1.0
+    if not vector.any():
+        raise ValueError(f"{name} is empty; expected at least one of {EMOTIONS}.")
+    return vector
+
+
+@dataclass
+class KemdyCollator:
+    """Turn a list of dataset rows (dicts) into one batch for `KlueWav2Vec2ForEmotion`.
+
+    Each row needs ``text`` and ``audio`` (a file path, read with `load_audio`: any rate, any channel count; or
+    a float array already at ``processor.sampling_rate``). Rows that have ``emotion`` and ``arousal``/``valence``
+    also give the targets. The audio is cropped to `max_audio_seconds` before the processor sees it, and padding
+    is dynamic: to the longest clip and the longest transcript of the batch.
+
+    Returns a dict of tensors (B = number of rows):
+
+    - ``input_ids``, ``attention_mask``, ``token_type_ids``: int64 ``(B, text tokens)``;
+    - ``input_values``: float32 ``(B, samples)``; ``audio_attention_mask``: int ``(B, samples)``;
+    - ``labels``: float32 ``(B, 7)``, multi-hot over `EMOTIONS` (when `with_labels` and rows have ``emotion``);
+    - ``regression_labels``: float32 ``(B, 2)``, arousal then valence on the corpus's 1-5 scale (likewise).
+
+    Args:
+        processor: a `KlueWav2Vec2Processor` (or anything with its ``__call__``, ``sampling_rate`` and
+            ``max_audio_seconds``).
+        max_audio_seconds: crop limit in seconds; None (default) takes ``processor.max_audio_seconds``.
+        with_labels: add the targets; False gives model inputs only (e.g. for prediction).
+        empty_text: what a row whose cleaned text is empty (a transcript of markers only, e.g. a laugh) is fed as;
+            None uses the tokenizer's unknown token.
+    """
+
+    processor: object
+    max_audio_seconds: float | None = None
+    with_labels: bool = True
+    text_column: str = "text"
+    audio_column: str = "audio"
+    empty_text: str | None = None
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.processor.sampling_rate)
+
+    @property
+    def crop_samples(self) -> int | None:
+        seconds = self.max_audio_seconds
+        if seconds is None:
+            seconds = getattr(self.processor, "max_audio_seconds", None)
+        return None if seconds is None else int(round(seconds * self.sampling_rate))
+
+    def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+        if not rows:
+            raise ValueError("KemdyCollator got an empty batch; expected at least one row.")
+        texts, clips = [], []
+        for index, row in enumerate(rows):
+            for column in (self.text_column, self.audio_column):
+                if column not in row:
+                    raise ValueError(f"row {index} has no {column!r} column; it has {sorted(row)}.")
+            texts.append(row[self.text_column].strip() or self._empty_text())
+            clips.append(self._read(row[self.audio_column], index))
+        batch = dict(self.processor(text=texts, audio=clips, sampling_rate=self.sampling_rate, return_tensors="pt"))
+        if self.with_labels and all("emotion" in row for row in rows):
+            batch["labels"] = torch.from_numpy(
+                np.stack([multi_hot(row["emotion"], f"row {i} emotion") for i, row in enumerate(rows)]))
+        if self.with_labels and all("arousal" in row and "valence" in row for row in rows):
+            batch["regression_labels"] = torch.tensor(
+                [[float(row["arousal"]), float(row["valence"])] for row in rows], dtype=torch.float32)
+        return batch
+
+    def _read(self, audio, index: int) -> np.ndarray:
+        if isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__"):
+            clip = load_audio(audio, sampling_rate=self.sampling_rate)
+        elif isinstance(audio, Mapping) and "path" in audio and audio.get("array") is None:
+            clip = load_audio(audio["path"], sampling_rate=self.sampling_rate)
+        elif isinstance(audio, (np.ndarray, torch.Tensor, list)):
+            clip = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+        else:
+            raise ValueError(f"row {index} audio must be a file path or an array of samples at "
+                             f"{self.sampling_rate} Hz; got {type(audio).__name__}.")
+        limit = self.crop_samples
+        return clip[..., :limit] if limit is not None and clip.ndim == 1 else clip
+
+    def _empty_text(self) -> str:
+        if self.empty_text is not None:
+            return self.empty_text
+        return getattr(getattr(self.processor, "tokenizer", None), "unk_token", None) or "[UNK]"
