@@ -6,6 +6,8 @@ huggingface_hub and the other ``*_klue_wav2vec2`` / ``pipeline_emotion`` files, 
 
 from __future__ import annotations
 
+import sys
+
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
@@ -46,6 +48,24 @@ WAV2VEC2_BASE = {
     "mask_time_prob": 0.05,
     "vocab_size": 32,
 }
+
+
+def forget_registered_custom_pipelines(config: PreTrainedConfig) -> None:
+    """Drop the `custom_pipelines` entries of tasks this process has registered itself.
+
+    A saved checkpoint names its copy of `pipeline_emotion.py` there, for processes where kemd_emotion is not
+    installed (`trust_remote_code=True`). Where the package is imported the task is registered already, and
+    transformers would otherwise refuse `pipeline("emotion-multimodal", model=DIR)` without `trust_remote_code=True`.
+    """
+    custom = getattr(config, "custom_pipelines", None)
+    registry = getattr(sys.modules.get("transformers.pipelines"), "PIPELINE_REGISTRY", None)
+    if not isinstance(custom, dict) or registry is None:
+        return
+    kept = {task: info for task, info in custom.items() if task not in registry.supported_tasks}
+    if kept:
+        config.custom_pipelines = kept
+    else:
+        del config.custom_pipelines
 
 
 def check_choice(name: str, value, accepted) -> None:
@@ -123,6 +143,7 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
         if self.problem_type is None:
             self.problem_type = "multi_label_classification"
         super().__post_init__(**kwargs)
+        forget_registered_custom_pipelines(self)
         self.check_values()
 
     def check_values(self) -> None:
