@@ -1,12 +1,15 @@
 """kemd-emotion: Korean multimodal (transcript + speech) emotion recognition, Hugging Face-native.
 
-Importing the package registers the fused model with the Auto classes (AutoConfig, AutoModel, AutoProcessor).
+Importing the package registers the fused model with the Auto classes (AutoConfig, AutoModel, AutoProcessor)
+and the pipeline task "emotion-multimodal".
 """
 
 from transformers import AutoConfig, AutoModel, AutoProcessor
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_klue_wav2vec2 import EMOTIONS, REGRESSION_TARGETS, KlueWav2Vec2EmotionConfig
 from .modeling_klue_wav2vec2 import KlueWav2Vec2EmotionOutput, KlueWav2Vec2ForEmotion
+from .pipeline_emotion import EmotionMultimodalPipeline
 from .processing_klue_wav2vec2 import KlueWav2Vec2Processor, load_audio
 
 __version__ = "0.1.0"
@@ -18,6 +21,9 @@ AutoProcessor.register(KlueWav2Vec2EmotionConfig, KlueWav2Vec2Processor, exist_o
 KlueWav2Vec2EmotionConfig.register_for_auto_class()
 KlueWav2Vec2ForEmotion.register_for_auto_class("AutoModel")
 KlueWav2Vec2Processor.register_for_auto_class("AutoProcessor")
+PIPELINE_REGISTRY.register_pipeline(
+    "emotion-multimodal", pipeline_class=EmotionMultimodalPipeline, pt_model=AutoModel, type="multimodal"
+)
 
 __all__ = [
     "EMOTIONS",
@@ -27,4 +33,5 @@ __all__ = [
     "KlueWav2Vec2EmotionOutput",
     "KlueWav2Vec2Processor",
     "load_audio",
+    "EmotionMultimodalPipeline",
 ]

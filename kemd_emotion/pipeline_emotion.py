@@ -1,0 +1,369 @@
+"""`pipeline("emotion-multimodal")`: seven emotion scores and arousal/valence from a transcript and a recording.
+
+This file is copied next to saved checkpoints (``trust_remote_code``): it may import only from numpy, torch,
+transformers and the other ``*_klue_wav2vec2`` files, with single-dot imports.
+
+Example:
+
+```python
+>>> import numpy as np
+>>> from transformers import pipeline
+>>> import kemd_emotion  # registers the task; without it, pass trust_remote_code=True
+>>> classifier = pipeline("emotion-multimodal", model="path/to/checkpoint")  # doctest: +SKIP
+>>> classifier({"text": "정말 화가 나요", "audio": "utterance.wav"}, top_k=2)  # doctest: +SKIP
+{'emotions': [{'label': 'angry', 'score': 0.81}, {'label': 'neutral', 'score': 0.33}],
+ 'labels': ['angry'], 'arousal': 3.9, 'valence': 2.1}
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.pipelines.base import ChunkPipeline
+from transformers.utils import logging
+
+from .processing_klue_wav2vec2 import MIN_AUDIO_SAMPLES, SAMPLING_RATE, load_audio, resample, to_mono
+
+logger = logging.get_logger(__name__)
+
+TASK = "emotion-multimodal"
+CUSTOM_PIPELINE = {"impl": "pipeline_emotion.EmotionMultimodalPipeline", "pt": ["AutoModel"], "type": "multimodal"}
+"""The `config.custom_pipelines` entry that lets `trust_remote_code=True` find this file in a checkpoint."""
+
+EXPECTED_INPUT = "{'text': str, 'audio': path | np.ndarray (16 kHz) | {'array': np.ndarray, 'sampling_rate': int}}"
+
+
+@dataclass
+class IndexedInput:
+    """One user input and its position in the batch it came in (None for a single input), for error messages."""
+
+    index: int | None
+    value: Any
+
+    @property
+    def name(self) -> str:
+        return "input" if self.index is None else f"inputs[{self.index}]"
+
+
+def check_input(item: IndexedInput, needs_text: bool, needs_audio: bool) -> None:
+    """Check the structure of one input without decoding anything; raise a ValueError naming it otherwise."""
+    name, value = item.name, item.value
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a dict like {EXPECTED_INPUT}; got {type(value).__name__}.")
+    if needs_text:
+        if "text" not in value or value["text"] is None:
+            raise ValueError(
+                f"{name} has no 'text': this model reads the transcript, so expected {EXPECTED_INPUT}; "
+                f"got keys {sorted(map(str, value))}."
+            )
+        if not isinstance(value["text"], str):
+            raise ValueError(f"{name}['text'] must be a string; got {type(value['text']).__name__}.")
+        if not value["text"].strip():
+            raise ValueError(f"{name}['text'] is empty; this model needs a non-empty transcript.")
+    if needs_audio:
+        if "audio" not in value or value["audio"] is None:
+            raise ValueError(
+                f"{name} has no 'audio': this model listens to speech, so expected {EXPECTED_INPUT}; "
+                f"got keys {sorted(map(str, value))}."
+            )
+        audio = value["audio"]
+        if isinstance(audio, (str, os.PathLike)):
+            if not os.path.isfile(audio):
+                raise ValueError(f"{name}['audio']: audio file {os.fspath(audio)!r} does not exist.")
+        elif isinstance(audio, Mapping):
+            missing = [key for key in ("array", "sampling_rate") if key not in audio]
+            if missing:
+                raise ValueError(
+                    f"{name}['audio'] is a dict without {missing}; expected {{'array': np.ndarray, "
+                    f"'sampling_rate': int}}; got keys {sorted(map(str, audio))}."
+                )
+        elif not isinstance(audio, (np.ndarray, torch.Tensor)):
+            raise ValueError(
+                f"{name}['audio'] must be a file path, a 16 kHz np.ndarray or a dict with 'array' and "
+                f"'sampling_rate'; got {type(audio).__name__}."
+            )
+
+
+def load_input_audio(item: IndexedInput) -> np.ndarray:
+    """Decode the (already checked) audio of one input: mono float32 at 16 kHz, full length, `(samples,)`."""
+    name, audio = f"{item.name}['audio']", item.value["audio"]
+    try:
+        if isinstance(audio, (str, os.PathLike)):
+            samples = load_audio(audio, sampling_rate=SAMPLING_RATE)
+        elif isinstance(audio, Mapping):
+            rate = audio["sampling_rate"]
+            if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+                raise ValueError(f"sampling_rate must be a positive whole number of Hz; got {rate!r}")
+            samples = resample(to_mono(audio["array"], name="array"), int(rate), SAMPLING_RATE)
+        else:
+            samples = to_mono(audio, name="array")
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from error
+    if samples.shape[0] < MIN_AUDIO_SAMPLES:
+        raise ValueError(
+            f"{name} is {1000 * samples.shape[0] / SAMPLING_RATE:.1f} ms long; the speech encoder needs at least "
+            f"{1000 * MIN_AUDIO_SAMPLES / SAMPLING_RATE:.0f} ms."
+        )
+    return samples
+
+
+def window_bounds(num_samples: int, window: int, hop: int) -> list[tuple[int, int]]:
+    """`(start, end)` sample indices of windows of `window` samples every `hop` samples covering `num_samples`.
+
+    A recording no longer than one window is one window. Otherwise the last window is moved back to end with the
+    recording, so that every window is `window` samples long (it then overlaps its neighbour more).
+
+    >>> window_bounds(10, 4, 4)
+    [(0, 4), (4, 8), (6, 10)]
+    >>> window_bounds(3, 4, 4)
+    [(0, 3)]
+    """
+    if num_samples <= window:
+        return [(0, num_samples)]
+    bounds, start = [], 0
+    while start + window < num_samples:
+        bounds.append((start, start + window))
+        start += hop
+    bounds.append((num_samples - window, num_samples))
+    return bounds
+
+
+class EmotionMultimodalPipeline(ChunkPipeline):
+    r"""
+    Scores an utterance, given as its transcript and its recording, on the seven KEMDy emotions and on arousal and
+    valence.
+
+    Inputs (one, or a list of them):
+        `{"text": str, "audio": path | np.ndarray | {"array": np.ndarray, "sampling_rate": int}}`. A path may point
+        to any file soundfile reads, at any sampling rate and channel count (down-mixed and resampled to 16 kHz); a
+        bare array is taken to be 16 kHz. A text-only model (`fusion="text"`) needs only `"text"`, a speech-only one
+        (`fusion="speech"`) only `"audio"`; the other key is then ignored. Other keys are ignored, so the rows of
+        `kemd_emotion.data.load_kemdy(...)` can be passed as they are.
+
+    Output per input:
+        `{"emotions": [{"label", "score"}, ...], "labels": [...], "arousal": float, "valence": float}`: `emotions`
+        holds the `top_k` best of the seven emotions, best first, with their sigmoid scores (the emotions are
+        multi-label, so the scores are independent and do not sum to 1); `labels` names the emotions scoring above
+        `threshold`, best first, or the best one when none does (the rule behind the reported F-scores);
+        `arousal` and `valence` are on the corpus' 1-5 rating scale.
+
+    Long recordings:
+        Without `chunk_length_s`, a recording longer than the processor's `max_audio_seconds` (5 s by default) is
+        cropped to its first `max_audio_seconds`, as in training. With `chunk_length_s`, the whole recording is cut
+        into windows of `chunk_length_s` seconds, `stride_length_s` seconds overlapping (no overlap by default; the
+        last window is moved back to end with the recording), and each window is scored with the *whole* transcript
+        as its text (transcripts carry no word timings). The output then also has `"chunks"`: one
+        `{"start", "end", "emotions", "labels", "arousal", "valence"}` per window, times in seconds, and the top-level
+        scores are the mean over the windows (all windows have the same length, so this is the length-weighted mean).
+        `chunk_length_s` may not exceed the processor's `max_audio_seconds`: the model never saw longer clips.
+
+    Args (at construction or per call):
+        top_k (`int`, *optional*): how many emotions to list; all seven by default.
+        threshold (`float`, defaults to 0.5): the score above which an emotion is in `labels`.
+        chunk_length_s (`float`, *optional*): window length in seconds for long recordings.
+        stride_length_s (`float`, *optional*): overlap of consecutive windows in seconds (default 0).
+        batch_size (`int`, *optional*): utterances (or windows) per forward pass; the numbers do not change with it
+            because the model pools real tokens and frames only.
+
+    Raises:
+        ValueError: naming the input (`inputs[i]` in a list) and what was expected, for a missing or unreadable audio
+            file, an unsupported audio type, a dict without the needed keys, empty text for a model that reads text,
+            or a clip shorter than 25 ms.
+    """
+
+    _load_processor = True
+    _load_tokenizer = False
+    _load_feature_extractor = False
+    _load_image_processor = False
+    _load_video_processor = False
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def needs_text(self) -> bool:
+        return self.model.config.fusion != "speech"
+
+    @property
+    def needs_audio(self) -> bool:
+        return self.model.config.fusion != "text"
+
+    def _sanitize_parameters(self, top_k=None, threshold=None, chunk_length_s=None, stride_length_s=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments: {', '.join(sorted(kwargs))}.")
+        preprocess, postprocess = {}, {}
+        num_labels = self.model.config.num_labels
+        if top_k is not None:
+            if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= num_labels:
+                raise ValueError(f"top_k must be a whole number from 1 to {num_labels}; got {top_k!r}.")
+            postprocess["top_k"] = top_k
+        if threshold is not None:
+            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+                raise ValueError(f"threshold must be a score between 0 and 1; got {threshold!r}.")
+            postprocess["threshold"] = float(threshold)
+        if stride_length_s is not None and chunk_length_s is None:
+            raise ValueError("stride_length_s needs chunk_length_s: it is the overlap of consecutive windows.")
+        if chunk_length_s is not None:
+            preprocess.update(self._check_chunking(chunk_length_s, stride_length_s))
+            postprocess["chunked"] = True
+        return preprocess, {}, postprocess
+
+    def _check_chunking(self, chunk_length_s, stride_length_s) -> dict:
+        if not self.needs_audio:
+            raise ValueError("chunk_length_s cuts recordings into windows, but this model (fusion='text') reads no audio.")
+        if isinstance(chunk_length_s, bool) or not isinstance(chunk_length_s, (int, float)) or not chunk_length_s > 0:
+            raise ValueError(f"chunk_length_s must be a positive number of seconds; got {chunk_length_s!r}.")
+        limit = getattr(self.processor, "max_audio_seconds", None)
+        if limit is not None and chunk_length_s > limit + 1e-9:
+            raise ValueError(
+                f"chunk_length_s={chunk_length_s} is longer than the processor's max_audio_seconds={limit}: every "
+                f"window would be cropped to its first {limit} s. Use chunk_length_s <= {limit}."
+            )
+        stride = 0.0 if stride_length_s is None else stride_length_s
+        if isinstance(stride, bool) or not isinstance(stride, (int, float)) or not 0 <= stride < chunk_length_s:
+            raise ValueError(
+                f"stride_length_s must be at least 0 and shorter than chunk_length_s={chunk_length_s}; got {stride!r}."
+            )
+        window = int(round(chunk_length_s * SAMPLING_RATE))
+        if window < MIN_AUDIO_SAMPLES:
+            raise ValueError(f"chunk_length_s={chunk_length_s} is shorter than the speech encoder's 25 ms.")
+        return {"window": window, "hop": window - int(round(stride * SAMPLING_RATE))}
+
+    # ------------------------------------------------------------------ call
+    def __call__(self, inputs, **kwargs):
+        """Score one input or a list of inputs (see the class docstring); returns one dict or a list of dicts."""
+        needs = {"needs_text": self.needs_text, "needs_audio": self.needs_audio}
+        if isinstance(inputs, (list, tuple)):
+            items = [IndexedInput(index, value) for index, value in enumerate(inputs)]
+            for item in items:  # fail before any work, naming the first bad item
+                check_input(item, **needs)
+            return super().__call__(items, **kwargs) if items else []
+        if isinstance(inputs, Mapping):
+            item = IndexedInput(None, inputs)
+            check_input(item, **needs)
+            return super().__call__(item, **kwargs)
+        if isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, np.ndarray, torch.Tensor)):
+            # A generator or a datasets.Dataset: checked lazily, answered lazily (as transformers' pipelines do).
+            return super().__call__((IndexedInput(index, value) for index, value in enumerate(inputs)), **kwargs)
+        raise ValueError(f"input must be a dict like {EXPECTED_INPUT}, or a list of them; got {type(inputs).__name__}.")
+
+    # ------------------------------------------------------------------ steps
+    def preprocess(self, item: IndexedInput, window: int | None = None, hop: int | None = None):
+        """Yield the model inputs of one input: one item, or one per window when chunking."""
+        check_input(item, self.needs_text, self.needs_audio)  # again: generators are only checked here
+        text = item.value["text"] if self.needs_text else None
+        audio = load_input_audio(item) if self.needs_audio else None
+        if audio is None:
+            bounds = [(0, 0)]
+        elif window is None:
+            limit = self.processor.max_audio_samples
+            if limit is not None and audio.shape[0] > limit:
+                logger.warning_once(
+                    f"Recordings longer than max_audio_seconds={self.processor.max_audio_seconds} are cropped to their "
+                    "start, as in training; pass chunk_length_s to score whole recordings window by window."
+                )
+            bounds = [(0, audio.shape[0] if limit is None else min(limit, audio.shape[0]))]
+        else:
+            bounds = window_bounds(audio.shape[0], window, hop)
+        for number, (start, end) in enumerate(bounds):
+            clip = None if audio is None else audio[start:end]
+            try:
+                features = self.processor(text=text, audio=clip, sampling_rate=SAMPLING_RATE, return_tensors="pt")
+            except ValueError as error:
+                raise ValueError(f"{item.name}: {error}") from error
+            yield {
+                **features,
+                "start": start / SAMPLING_RATE,
+                "end": end / SAMPLING_RATE,
+                "is_last": number == len(bounds) - 1,
+            }
+
+    def _forward(self, model_inputs: dict) -> dict:
+        meta = {key: model_inputs.pop(key) for key in ("start", "end", "is_last")}
+        if "input_values" in model_inputs:
+            model_inputs["input_values"] = model_inputs["input_values"].to(self.model.dtype)
+        outputs = self.model(**model_inputs, return_dict=True)
+        # logits first: the pipeline's un-batching reads the batch size from the first value.
+        return {"logits": outputs.logits, "regression": outputs.regression, **meta}
+
+    def postprocess(
+        self, model_outputs: list[dict], top_k: int | None = None, threshold: float = 0.5, chunked: bool = False
+    ) -> dict:
+        """Window outputs of one input -> its scores (and its `"chunks"` when it was cut into windows)."""
+        probabilities = torch.cat([torch.sigmoid(output["logits"].float()) for output in model_outputs]).numpy()
+        regression = torch.cat([output["regression"].float() for output in model_outputs]).numpy()
+        result = self._scores(probabilities.mean(0), regression.mean(0), top_k, threshold)
+        if chunked:
+            result["chunks"] = [
+                {
+                    "start": round(float(output["start"]), 4),
+                    "end": round(float(output["end"]), 4),
+                    **self._scores(probabilities[i], regression[i], top_k, threshold),
+                }
+                for i, output in enumerate(model_outputs)
+            ]
+        return result
+
+    def _scores(self, probabilities: np.ndarray, regression: np.ndarray, top_k, threshold) -> dict:
+        """`(num_labels,)` probabilities and `(2,)` arousal/valence -> the output dict of one utterance or window."""
+        id2label = self.model.config.id2label
+        order = np.argsort(-probabilities, kind="stable")
+        emotions = [{"label": id2label[int(i)], "score": float(probabilities[i])} for i in order]
+        return {
+            "emotions": emotions[: top_k or len(emotions)],
+            # As in the reported F-scores (kemd_emotion.metrics.predict_emotions): at least one emotion.
+            "labels": [emotion["label"] for emotion in emotions if emotion["score"] > threshold]
+            or [emotions[0]["label"]],
+            "arousal": float(regression[0]),
+            "valence": float(regression[1]),
+        }
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """Save model, processor and this file, so that `pipeline(TASK, model=save_directory)` works anywhere.
+
+        Unlike the base class, the processor is saved whole (the base saves tokenizer and feature extractor apart,
+        and `AutoProcessor` would then not find the joint processor).
+        """
+        os.makedirs(save_directory, exist_ok=True)
+        config = self.model.config
+        # pipeline() may have turned the loaded entry's class names into classes (not JSON); the entry is rewritten
+        # by add_pipeline_files.
+        loaded_entry = config.__dict__.pop("custom_pipelines", None)
+        try:
+            self.model.save_pretrained(save_directory, **kwargs)
+        finally:
+            if loaded_entry is not None:
+                config.custom_pipelines = loaded_entry
+        self.processor.save_pretrained(save_directory, **kwargs)
+        add_pipeline_files(save_directory)
+
+
+def add_pipeline_files(checkpoint_dir: str | os.PathLike) -> None:
+    """Copy this file into a saved checkpoint and name it in `config.json` under `custom_pipelines`.
+
+    Afterwards `pipeline("emotion-multimodal", model=checkpoint_dir, trust_remote_code=True)` works in a process
+    where kemd_emotion cannot be imported (the model, config and processor code is copied by their own
+    `save_pretrained`).
+    """
+    config_path = os.path.join(checkpoint_dir, "config.json")
+    if not os.path.isfile(config_path):
+        raise ValueError(f"{os.fspath(checkpoint_dir)!r} holds no config.json: save the model there first.")
+    with open(config_path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["custom_pipelines"] = {TASK: dict(CUSTOM_PIPELINE)}
+    with open(config_path, "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2, sort_keys=True, ensure_ascii=False)
+        handle.write("\n")
+    target = os.path.join(checkpoint_dir, os.path.basename(__file__))
+    if os.path.abspath(target) != os.path.abspath(__file__):
+        shutil.copyfile(__file__, target)
+
+
+__all__ = ["EmotionMultimodalPipeline", "TASK", "add_pipeline_files", "window_bounds"]
