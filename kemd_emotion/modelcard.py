@@ -1,0 +1,444 @@
+"""Model cards for trained checkpoints: cross-validated results, protocol, use and limits, and figures.
+
+`write_model_card(run_dir, fusion, checkpoint_dir=None)` reads a run directory written by
+`kemd_emotion.experiment` (``examples/run_emotion.py``)::
+
+    run_dir/run_args.json                       the run's arguments
+    run_dir/{fusion}/fold{k}/metrics.json       test metrics of fold k
+    run_dir/{fusion}/fold{k}/predictions.npz    segment_id, logits (N, 7), regression (N, 2), labels (N, 7),
+                                                regression_labels (N, 2)
+    run_dir/{fusion}/final/                     the saved model and processor (final_info.json: what it is)
+
+and writes into the checkpoint directory (default ``run_dir/{fusion}/final``) a ``README.md`` built from
+``model_cards/template.md`` through `huggingface_hub.ModelCard` / `ModelCardData` (model-index eval results: F1
+micro/macro, CCC arousal/valence/avg) and two figures it links: ``emotions.png`` (per-emotion confusion and F1) and
+``arousal_valence.png`` (predicted vs rated). Figures are drawn with matplotlib's Agg canvas, without pyplot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .configuration_klue_wav2vec2 import EMOTIONS
+from .metrics import THRESHOLD, compute_emotion_metrics, predict_emotions
+
+TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_cards" / "template.md"
+"""The card template (Jinja2, rendered by `ModelCard.from_template`)."""
+
+FIGURES = {"emotions": "emotions.png", "arousal_valence": "arousal_valence.png"}
+"""The figure files written next to the card, by role."""
+
+CARD_METRICS = (
+    ("f1_micro", "f1", "micro", "F1 micro"),
+    ("f1_macro", "f1", "macro", "F1 macro"),
+    ("ccc_arousal", "ccc", "arousal", "CCC arousal"),
+    ("ccc_valence", "ccc", "valence", "CCC valence"),
+    ("ccc_avg", "ccc", "average", "CCC avg (arousal, valence)"),
+)
+"""(metrics.json key, model-index metric type, metric config, display name) of the headline results."""
+
+FUSION_DESCRIPTIONS = {
+    "text": "text only: pooled KLUE-BERT transcript vector",
+    "speech": "speech only: pooled wav2vec 2.0 vector",
+    "cat": "cat: pooled text and speech vectors concatenated",
+    "add": "add: pooled speech vector projected to the text width and added to the text vector",
+}
+NOT_RECORDED = "not recorded"
+
+
+@dataclass
+class RunResults:
+    """What a run directory says about one fusion: arguments, per-fold metrics and pooled test predictions."""
+
+    run_dir: Path
+    fusion: str
+    run_args: dict
+    fold_metrics: list[dict]
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    """`logits (N, 7)`, `regression (N, 2)`, `labels (N, 7)`, `regression_labels (N, 2)`, pooled over the folds."""
+    final_info: dict | None = None
+
+    def summary(self, key: str) -> tuple[float, float | None, list[float]] | None:
+        """`(mean, std, per-fold values)` of a metric over the folds (std with ddof=1; None for one fold)."""
+        values = [float(m[key]) for m in self.fold_metrics if isinstance(m.get(key), (int, float))]
+        if not values:
+            return None
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        return float(np.mean(values)), std, values
+
+
+def load_run(run_dir: str | os.PathLike, fusion: str) -> RunResults:
+    """Read `run_dir`'s arguments and the finished folds of `fusion`; raise a ValueError saying what is missing."""
+    run_dir = Path(run_dir)
+    fusion_dir = run_dir / fusion
+    metric_files = sorted(fusion_dir.glob("fold*/metrics.json"), key=lambda path: _fold_number(path.parent))
+    if not metric_files:
+        found = sorted(p.name for p in run_dir.iterdir() if p.is_dir()) if run_dir.is_dir() else []
+        raise ValueError(
+            f"{str(fusion_dir)!r} has no finished fold (fold*/metrics.json); the run directory holds {found or 'nothing'}."
+        )
+    fold_metrics = [json.loads(path.read_text(encoding="utf-8")) for path in metric_files]
+    pooled: dict[str, list[np.ndarray]] = {}
+    for path in metric_files:
+        npz = path.parent / "predictions.npz"
+        if npz.is_file():
+            with np.load(npz, allow_pickle=False) as arrays:
+                for key in ("logits", "regression", "labels", "regression_labels"):
+                    if key in arrays:
+                        pooled.setdefault(key, []).append(np.asarray(arrays[key], dtype=np.float64))
+    predictions = {key: np.concatenate(parts) for key, parts in pooled.items()}
+    return RunResults(
+        run_dir=run_dir,
+        fusion=fusion,
+        run_args=_read_json(run_dir / "run_args.json") or {},
+        fold_metrics=fold_metrics,
+        predictions=predictions,
+        final_info=_read_json(fusion_dir / "final" / "final_info.json"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- figures
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def plot_emotions(run: RunResults, path: str | os.PathLike, threshold: float = THRESHOLD) -> Path | None:
+    """Per-emotion confusion (true label x predicted label, row shares) and F1 per emotion, as one PNG.
+
+    Needs pooled `logits` and `labels`; returns None (and writes nothing) without them.
+    """
+    logits, labels = run.predictions.get("logits"), run.predictions.get("labels")
+    if logits is None or labels is None:
+        return None
+    labels = labels.astype(bool)
+    predicted = predict_emotions(logits, threshold)
+    support = labels.sum(axis=0)
+    # shares[i, j]: of the utterances labelled i, the fraction for which j was predicted.
+    shares = (labels.T.astype(np.float64) @ predicted.astype(np.float64)) / np.maximum(support, 1)[:, None]
+
+    figure = _figure(11.5, 4.6)
+    left, right = figure.subplots(1, 2, width_ratios=[1.25, 1])
+    image = left.imshow(100 * shares, cmap="Blues", vmin=0, vmax=100)
+    left.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=40, ha="right")
+    left.set_yticks(range(len(EMOTIONS)), [f"{name} (n={int(n)})" for name, n in zip(EMOTIONS, support)])
+    left.set_xlabel("predicted emotion")
+    left.set_ylabel("true emotion")
+    left.set_title("Predicted for each true emotion (% of row)")
+    for i in range(len(EMOTIONS)):
+        for j in range(len(EMOTIONS)):
+            if support[i]:
+                value = 100 * shares[i, j]
+                left.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
+                          color="white" if value > 55 else "black")
+    figure.colorbar(image, ax=left, shrink=0.8, label="%")
+
+    per_class = [run.summary(f"f1_{name}") for name in EMOTIONS]
+    if all(stats is None for stats in per_class):  # older runs: compute from the pooled predictions
+        pooled = compute_emotion_metrics(logits, labels, threshold=threshold)
+        per_class = [(pooled[f"f1_{name}"], None, []) for name in EMOTIONS]
+    means = np.array([100 * (stats[0] if stats else 0.0) for stats in per_class])
+    spreads = np.array([100 * (stats[1] or 0.0) if stats else 0.0 for stats in per_class])
+    positions = np.arange(len(EMOTIONS))[::-1]
+    right.barh(positions, means, xerr=spreads, color="#4C72B0", ecolor="#333333", capsize=3)
+    for position, mean, spread, count in zip(positions, means, spreads, support):
+        right.text(mean + spread + 1.5, position, f"{mean:.0f}  (n={int(count)})", va="center", fontsize=8)
+    right.set_yticks(positions, EMOTIONS)
+    right.set_xlim(0, 115)
+    right.set_xlabel("F1 ×100 (mean ± std over folds)")
+    micro = run.summary("f1_micro")
+    right.set_title("F1 per emotion" + (f" — micro {100 * micro[0]:.1f}" if micro else ""))
+    right.grid(axis="x", alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_arousal_valence(run: RunResults, path: str | os.PathLike) -> Path | None:
+    """Predicted vs rated arousal and valence (pooled test folds), one scatter each, as one PNG.
+
+    Needs pooled `regression` and `regression_labels`; returns None (and writes nothing) without them.
+    """
+    predicted, rated = run.predictions.get("regression"), run.predictions.get("regression_labels")
+    if predicted is None or rated is None:
+        return None
+    metrics = compute_emotion_metrics(regression=predicted, regression_labels=rated)
+    figure = _figure(9.5, 4.6)
+    axes = figure.subplots(1, 2)
+    for column, (axis, name) in enumerate(zip(axes, ("arousal", "valence"))):
+        low = min(1.0, predicted[:, column].min(), rated[:, column].min()) - 0.1
+        high = max(5.0, predicted[:, column].max(), rated[:, column].max()) + 0.1
+        axis.plot([low, high], [low, high], color="#999999", linewidth=1, label="perfect agreement")
+        # Many utterances (KEMDy20: ~13k) would saturate: fade the points as their number grows.
+        alpha = float(np.clip(150 / len(rated), 0.05, 0.5))
+        axis.scatter(rated[:, column], predicted[:, column], s=10, alpha=alpha, color="#C44E52", edgecolors="none")
+        axis.set_xlim(low, high)
+        axis.set_ylim(low, high)
+        axis.set_aspect("equal")
+        axis.set_xlabel(f"rated {name} (raters' mean, 1-5)")
+        axis.set_ylabel(f"predicted {name}")
+        fold_ccc = run.summary(f"ccc_{name}")
+        title = f"{name.capitalize()}: CCC {metrics[f'ccc_{name}']:.2f} pooled"
+        if fold_ccc:
+            title += f", {fold_ccc[0]:.2f} fold mean"
+        axis.set_title(title)
+        axis.grid(alpha=0.3)
+        axis.legend(loc="upper left", fontsize=8)
+    figure.suptitle(f"{len(rated)} utterances, each predicted by the fold model that did not train on it", fontsize=9)
+    return _save(figure, path)
+
+
+def _save(figure, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- the card
+def build_model_card(
+    run: RunResults,
+    *,
+    model_id: str = "path/to/checkpoint",
+    figures: dict[str, str] | None = None,
+    template_path: str | os.PathLike | None = None,
+    license: str = "other",
+    threshold: float = THRESHOLD,
+) -> ModelCard:
+    """The `huggingface_hub.ModelCard` of `run`: metadata with model-index eval results, and the filled template.
+
+    Args:
+        run: from `load_run`.
+        model_id: how the card's examples load the model (a Hub repo id or a folder).
+        figures: role (`"emotions"`, `"arousal_valence"`) -> path relative to the card, for the images.
+        template_path: a Jinja2 markdown template (default `model_cards/template.md`).
+        license: the card's licence id; "other" by default, since the weights derive from KEMDy data whose
+            licence agreement governs them.
+    """
+    facts = _protocol(run)
+    dataset_type, dataset_name = facts["dataset_type"], facts["dataset_name"]
+    task_type = "text-classification" if run.fusion == "text" else "audio-classification"
+    eval_results = []
+    for key, metric_type, config, name in CARD_METRICS:
+        stats = run.summary(key)
+        if stats is None:
+            continue
+        eval_results.append(EvalResult(
+            task_type=task_type,
+            task_name="Emotion recognition (7 emotions, arousal, valence)",
+            dataset_type=dataset_type,
+            dataset_name=dataset_name,
+            dataset_split=f"test folds ({facts['num_folds']}-fold cross-validation)",
+            dataset_args={"num_folds": facts["num_folds"], "fold_by": facts["fold_by"]},
+            metric_type=metric_type,
+            metric_config=config,
+            metric_name=name,
+            metric_value=round(stats[0], 4),
+        ))
+    if not eval_results:
+        raise ValueError(f"the folds of {run.fusion!r} in {str(run.run_dir)!r} report none of "
+                         f"{', '.join(key for key, *_ in CARD_METRICS)}.")
+    model_name = f"kemd-emotion {run.fusion} fusion, {dataset_name}"
+    base_models = [name for name in (facts["text_model_id"], facts["audio_model_id"]) if name]
+    card_data = ModelCardData(
+        model_name=model_name,
+        language="ko",
+        license=license,
+        library_name="transformers",
+        pipeline_tag=task_type,
+        tags=["emotion-recognition", "speech-emotion-recognition", "multimodal", "korean", "kemdy",
+              "wav2vec2", "bert", "kemd-emotion", "custom_code"],
+        metrics=["f1", "ccc"],
+        base_model=base_models or None,
+        eval_results=eval_results,
+    )
+    metric_rows = []
+    for key, _, _, name in CARD_METRICS:
+        stats = run.summary(key)
+        if stats is not None:
+            mean, std, values = stats
+            metric_rows.append({
+                "name": name,
+                "mean_std": f"{100 * mean:.2f}" + ("" if std is None else f" ± {100 * std:.2f}"),
+                "per_fold": ", ".join(f"{100 * value:.1f}" for value in values),
+            })
+    baseline = None
+    if run.summary("majority_f1_micro") is not None:
+        baseline = {
+            "labels": ", ".join(sorted({str(m.get("majority_label")) for m in run.fold_metrics})),
+            "f1_micro": f"{100 * run.summary('majority_f1_micro')[0]:.2f}",
+            "f1_macro": f"{100 * run.summary('majority_f1_macro')[0]:.2f}",
+        }
+    modality_note = {
+        "text": "this text-only model needs only `text`.",
+        "speech": "this speech-only model needs only `audio`.",
+    }.get(run.fusion, "this model needs both `text` and `audio`.")
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template_path or TEMPLATE_PATH),
+        model_name=model_name,
+        model_id=model_id,
+        description=_description(run, facts),
+        metric_rows=metric_rows,
+        baseline=baseline,
+        figures=figures or {},
+        threshold=threshold,
+        modality_note=modality_note,
+        example_text="오늘 정말 기분이 좋아요",
+        run_dir=str(run.run_dir),
+        folds_done=len(run.fold_metrics),
+        **facts,
+    )
+
+
+def write_model_card(
+    run_dir: str | os.PathLike,
+    fusion: str,
+    checkpoint_dir: str | os.PathLike | None = None,
+    *,
+    model_id: str | None = None,
+    template_path: str | os.PathLike | None = None,
+    license: str = "other",
+) -> Path:
+    """Write README.md, emotions.png and arousal_valence.png for `fusion`'s model of the run in `run_dir`.
+
+    Args:
+        run_dir: the run directory (see the module docstring).
+        fusion: "text", "speech", "cat" or "add".
+        checkpoint_dir: where the card goes (default `run_dir/fusion/final`). When it holds a saved model, the
+            pipeline code is added to it too (`kemd_emotion.hub.add_pipeline_files`), so that the card's
+            `pipeline(..., trust_remote_code=True)` example works.
+        model_id: how the examples load the model (default: the checkpoint folder's path); pass the Hub repo id
+            before pushing.
+
+    Returns:
+        The path of README.md.
+    """
+    run = load_run(run_dir, fusion)
+    directory = Path(checkpoint_dir) if checkpoint_dir is not None else Path(run_dir) / fusion / "final"
+    directory.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    if plot_emotions(run, directory / FIGURES["emotions"]) is not None:
+        figures["emotions"] = FIGURES["emotions"]
+    if plot_arousal_valence(run, directory / FIGURES["arousal_valence"]) is not None:
+        figures["arousal_valence"] = FIGURES["arousal_valence"]
+    card = build_model_card(
+        run, model_id=model_id or str(directory), figures=figures, template_path=template_path, license=license
+    )
+    if (directory / "config.json").is_file():
+        from .hub import add_pipeline_files
+
+        add_pipeline_files(directory)
+    path = directory / "README.md"
+    card.save(path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def _protocol(run: RunResults) -> dict:
+    """The facts the card states, from run_args.json and the fold metrics, with NOT_RECORDED where unknown."""
+    args = run.run_args
+    split, data, model, training = (args.get(key) or {} for key in ("split", "data", "model", "training"))
+    sample = bool(split.get("sample_size")) or (not data.get("data_dir") and "sample_size" in data)
+    release = split.get("dataset_name") or data.get("dataset_name")
+    if not release and sample:
+        release = data.get("sample_name")
+    if not release and args.get("data_dir_used"):
+        try:
+            from .data import detect_release
+
+            release = detect_release(args["data_dir_used"])
+        except (ValueError, OSError, ImportError):
+            release = None
+    release = (release or "kemdy").lower()
+    pretty = {"kemdy19": "KEMDy19", "kemdy20": "KEMDy20"}.get(release, release.upper())
+    first = run.fold_metrics[0]
+    num_folds = split.get("num_folds") or first.get("num_folds") or len(run.fold_metrics)
+    fold_by = split.get("fold_by") or data.get("fold_by") or NOT_RECORDED
+    fold_text = {
+        "contiguous": "contiguous folds in file order, as in the seed paper (a speaker can be in train and test)",
+        "session": "folds by session (no speaker in both train and test)",
+        "random": "random folds",
+    }.get(fold_by, f"folds: {fold_by}")
+    epochs = training.get("num_train_epochs", first.get("epochs"))
+    text_model = split.get("text_model") or model.get("text_model")
+    audio_model = split.get("audio_model") or model.get("audio_model")
+    small = "small random-init encoder (embedded default)"
+    origin = (run.final_info or {}).get("origin")
+    weights = {
+        "last_fold": f"the model of the last fold (fold {(run.final_info or {}).get('fold')}), trained on the other "
+                     "folds: the cross-validated scores estimate how such a model does",
+        "all_data": "one more training on every utterance with the same settings; the cross-validated scores "
+                    "estimate how such a model does",
+    }.get(origin, NOT_RECORDED)
+    command = args.get("command")
+    return {
+        "dataset_type": release,
+        "dataset_name": pretty + (" (synthetic sample corpus)" if sample else ""),
+        "synthetic": sample,
+        "num_rows": args.get("num_rows") or sum(int(m.get("num_test", 0)) for m in run.fold_metrics) or NOT_RECORDED,
+        "num_folds": num_folds,
+        "fold_by": fold_by,
+        "fold_description": fold_text,
+        "annotations": f"{data.get('annotations', NOT_RECORDED)} annotation rows",
+        "epochs": _number(epochs),
+        "learning_rate": _number(training.get("learning_rate")),
+        "batch_size": _number(training.get("per_device_train_batch_size")),
+        "world_size": args.get("world_size") or first.get("world_size") or 1,
+        "max_audio_seconds": _number(data.get("max_audio_seconds", 5.0)),
+        "max_text_length": _number(data.get("max_text_length")),
+        "regression_loss": {"mse": "mean squared error", "ccc": "1 - CCC"}.get(model.get("regression_loss"), "MSE"),
+        "text_model": text_model or (small if run.fusion != "speech" else "not used"),
+        "audio_model": audio_model or (small if run.fusion != "text" else "not used"),
+        "text_model_id": text_model if run.fusion != "speech" else None,
+        "audio_model_id": audio_model if run.fusion != "text" else None,
+        "fusion": run.fusion,
+        "fusion_description": FUSION_DESCRIPTIONS.get(run.fusion, run.fusion),
+        "weights_origin": weights,
+        "command": " ".join(map(str, command)) if isinstance(command, list) else (command or NOT_RECORDED),
+    }
+
+
+def _description(run: RunResults, facts: dict) -> str:
+    reads, encoders = {
+        "text": ("a transcript", "a KLUE-BERT text encoder"),
+        "speech": ("speech", "a wav2vec 2.0 speech encoder"),
+    }.get(run.fusion, ("a transcript and its recording", "a KLUE-BERT text encoder and a wav2vec 2.0 speech encoder"))
+    return (
+        f"Korean emotion recognition from {reads}: {encoders}, fine-tuned end to end "
+        f"({facts['fusion_description']}). For each utterance it scores the seven KEMDy emotions "
+        f"({', '.join(EMOTIONS)}; multi-label, one sigmoid each) and predicts arousal and valence on the corpus' 1-5 "
+        f"scale. Trained and cross-validated on {facts['dataset_name']} with the kemd-emotion package "
+        "(`examples/run_emotion.py`)."
+    )
+
+
+def _number(value) -> str:
+    if value is None:
+        return NOT_RECORDED
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _fold_number(directory: Path) -> int:
+    digits = directory.name[len("fold"):]
+    return int(digits) if digits.isdigit() else 1 << 30
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+__all__ = ["write_model_card", "build_model_card", "load_run", "RunResults", "plot_emotions", "plot_arousal_valence"]
