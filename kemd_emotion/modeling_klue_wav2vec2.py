@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
@@ -85,6 +86,13 @@ def masked_group_norm(hidden_states: torch.Tensor, norm: nn.GroupNorm, mask: tor
     if norm.affine:
         normalised = normalised * norm.weight[None, :, None] + norm.bias[None, :, None]
     return normalised * mask[:, None, :].to(normalised.dtype)
+
+
+def group_norm_conv_layer(layer: nn.Module, hidden_states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """wav2vec2's conv -> GroupNorm -> activation layer, with the norm's statistics from the first `lengths` frames."""
+    hidden_states = layer.conv(hidden_states)
+    hidden_states = masked_group_norm(hidden_states, layer.layer_norm, lengths_to_mask(lengths, hidden_states.shape[-1]))
+    return layer.activation(hidden_states)
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
@@ -265,10 +273,14 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             kernel, stride = layer.conv.kernel_size[0], layer.conv.stride[0]
             lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
             if isinstance(getattr(layer, "layer_norm", None), nn.GroupNorm):
-                # GroupNorm normalises over time: take its statistics from real frames only.
-                hidden = layer.conv(hidden)
-                hidden = masked_group_norm(hidden, layer.layer_norm, lengths_to_mask(lengths, hidden.shape[-1]))
-                hidden = layer.activation(hidden)
+                # GroupNorm normalises over time: take its statistics from real frames only. This layer holds the
+                # largest activations of the model, so it is checkpointed like the others when asked to.
+                if getattr(layer, "gradient_checkpointing", False) and self.training and torch.is_grad_enabled():
+                    hidden = torch.utils.checkpoint.checkpoint(
+                        group_norm_conv_layer, layer, hidden, lengths, use_reentrant=False
+                    )
+                else:
+                    hidden = group_norm_conv_layer(layer, hidden, lengths)
             else:
                 hidden = layer(hidden)
         frame_mask = lengths_to_mask(lengths, hidden.shape[-1])

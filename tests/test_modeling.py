@@ -274,3 +274,19 @@ def test_config_defaults_describe_the_paper_model():
         KlueWav2Vec2EmotionConfig(classifier_dropout=1.5)
     with pytest.raises(ValueError, match=r"audio_config.model_type='bert' is not supported"):
         KlueWav2Vec2EmotionConfig(audio_config=tiny_text_config())
+
+
+def test_activation_checkpointing_gives_the_same_gradients(tiny_model_factory, tiny_processor, rng):
+    inputs, _ = batch_inputs(tiny_processor, rng)
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model_factory("cat", audio_representation="hidden", classifier_dropout=0.0).train()
+        model.config.audio_config.mask_time_prob = 0.0
+        if checkpointing:
+            model.activation_checkpointing_enable()
+        torch.manual_seed(3)
+        model(**inputs, labels=torch.eye(7)[:2]).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5, msg=name)
