@@ -360,7 +360,7 @@ class KemdyBuilder(datasets.GeneratorBasedBuilder):
         seen: set[tuple[str, str]] = set()
         file_index = _SessionFiles(root / "wav")
         for shard, csv_path in enumerate(csv_paths):
-            for line, row in enumerate(_read_annotation_rows(csv_path, self.layout), start=3):
+            for line, row in _read_annotation_rows(csv_path, self.layout):
                 example = self._parse_row(row, csv_path, line, file_index, report, seen)
                 if example is not None:
                     report.num_rows += 1
@@ -474,8 +474,9 @@ def _parse_rating(cell: str) -> float | None:
     return value if math.isfinite(value) and 1.0 <= value <= 5.0 else None
 
 
-def _read_annotation_rows(csv_path: Path, layout: _Layout) -> Iterator[list[str]]:
-    """The data rows of an annotation CSV: both header rows skipped by position, blank rows dropped."""
+def _read_annotation_rows(csv_path: Path, layout: _Layout) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, cells)`` of each data row of an annotation CSV: both header rows skipped by position, blank
+    rows dropped."""
     raw = csv_path.read_bytes()
     for encoding in ("utf-8-sig", "cp949"):
         try:
@@ -494,7 +495,7 @@ def _read_annotation_rows(csv_path: Path, layout: _Layout) -> Iterator[list[str]
                        "anyway.", csv_path, layout.segment_column + 1, header_cell)
     for row in rows:
         if any(cell.strip() for cell in row):
-            yield row
+            yield rows.line_num, row
 
 
 class _SessionFiles:
@@ -558,13 +559,10 @@ def load_kemdy(
         cache_dir=None if cache_dir is None else os.fspath(cache_dir),
     )
     builder.download_and_prepare(download_mode="force_redownload" if force_rebuild else None)
-    dataset = builder.as_dataset(split="train", in_memory=keep_in_memory)
     report = builder.report
-    if report is None:  # prepared by a version that wrote no report: should not happen with a versioned cache
-        report = KemdyReport(name=builder.config.name, data_dir=builder.config.data_dir, annotations=annotations,
-                             num_rows=len(dataset), from_cache=True)
+    if report.num_rows == 0:
+        raise ValueError(f"No usable segment in {os.fspath(data_dir)!r}: {report.summary()}.")
     if report.from_cache:
         logger.info("Served from cache (%s): %s", builder.cache_dir, report.summary())
-    if len(dataset) == 0:
-        raise ValueError(f"No usable segment in {os.fspath(data_dir)!r}: {report.summary()}.")
+    dataset = builder.as_dataset(split="train", in_memory=keep_in_memory)
     return (dataset, report) if return_report else dataset

@@ -65,7 +65,7 @@ SIZES: dict[str, dict] = {
 """Named sizes for `write_sample_corpus(size=...)`."""
 
 CATEGORY_PRIOR = {
-    "angry": 0.12, "disgust": 0.10, "fear": 0.09, "happy": 0.17, "neutral": 0.30, "sad": 0.12, "surprise": 0.10,
+    "angry": 0.11, "disgust": 0.09, "fear": 0.09, "happy": 0.15, "neutral": 0.35, "sad": 0.12, "surprise": 0.09,
 }
 PROTOTYPES = {  # (arousal, valence), 1-5
     "angry": (4.2, 1.7), "disgust": (2.9, 1.8), "fear": (3.7, 2.2), "happy": (3.9, 4.2),
@@ -336,7 +336,7 @@ class _ReleaseWriter:
                 segment_id = f"Sess{session:02d}_{kind}{dialogue // 2 + 1:02d}_{speaker.gender}{turn_numbers[key]:03d}"
             else:
                 segment_id = f"Sess{session:02d}_script{dialogue + 1:02d}_{speaker.speaker_id}_{turn_numbers[key]:03d}"
-            category = mood if rng.random() < 0.6 else _draw_category(rng)
+            category = mood if rng.random() < 0.4 else _draw_category(rng)  # turns of a dialogue share a mood
             if self.quirks and (session_index, index) == _Q_DISGUST:
                 category = "disgust"
             arousal, valence = _latent(category, rng)
@@ -593,7 +593,11 @@ def synthesize(speaker: _Speaker, arousal: float, duration: float, sampling_rate
     f1, f2 = speaker.formants
     amplitudes = k ** -tilt * (1.0 + 2.0 * np.exp(-(((k * f0_mean - f1) / 250.0) ** 2))
                                + 1.2 * np.exp(-(((k * f0_mean - f2) / 350.0) ** 2)))
-    source = (amplitudes[:, None] * np.sin(k[:, None] * phase[None, :])).sum(axis=0)
+    # sum_k a_k sin(k phase), with the powers of exp(i phase) built by repeated products (3x faster than sin)
+    rotor, power, source = np.exp(1j * phase), np.ones(n, dtype=np.complex128), np.zeros(n)
+    for amplitude in amplitudes:
+        power *= rotor
+        source += amplitude * power.imag
     source /= np.abs(source).max() + 1e-6
 
     loudness = speaker.gain * 0.25 * 10.0 ** (0.3 * level)
