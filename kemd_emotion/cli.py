@@ -1,0 +1,272 @@
+"""The `kemd-emotion` command.
+
+    kemd-emotion predict --model DIR --audio FILE [FILE|FOLDER ...] [--text "..." ...]
+        Score recordings; JSON on stdout (a list, one entry per file, in order), a progress bar on stderr.
+        Transcripts come from --text (one per file) or from a same-stem .txt next to each recording (KEMDy's
+        layout; UTF-8 or cp949, transcription markers removed). A file that cannot be scored is reported on stderr
+        and as {"audio", "error"} in the JSON; the others are still scored. Exit status 1 only if none was.
+    kemd-emotion card RUN_DIR [--fusion F] [--checkpoint-dir DIR] [--model-id ID]
+        (Re)build the model card (README.md + PNG figures) of a run's final model(s).
+    kemd-emotion push CHECKPOINT_DIR REPO_ID [--private]
+        Upload a checkpoint (weights, processor, code, card, figures) to the Hugging Face Hub in one commit.
+    kemd-emotion make-sample OUT_DIR [...]
+        Write a synthetic KEMDy19/KEMDy20 release (see `kemd_emotion.data.sample`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+"""Files a folder given to --audio contributes (soundfile reads these)."""
+FUSION_ORDER = ("text", "speech", "cat", "add")
+PREDICT_DESCRIPTION = """Score recordings (and their transcripts) with a trained model.
+
+JSON goes to stdout: a list with one entry per audio file, in order ({"audio", "text", "emotions", "labels",
+"arousal", "valence"}, plus "chunks" with --chunk-length-s). A file that cannot be scored is reported on stderr and
+appears as {"audio", "error"}; the others are still scored. The exit status is 1 only when no file was scored.
+
+Transcripts: --text gives one per audio file, in order; without it each recording's same-stem .txt is read (KEMDy's
+layout; UTF-8 or cp949) and its transcription markers are removed."""
+
+
+class CommandError(Exception):
+    """A problem with the command line as a whole (not with one file): reported, exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `kemd-emotion`; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(with_make_sample=bool(argv) and argv[0] == "make-sample")
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as error:
+        print(f"kemd-emotion {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def build_parser(with_make_sample: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kemd-emotion", description="Korean multimodal (transcript + speech) emotion recognition."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    predict = commands.add_parser(
+        "predict", help="score recordings (and transcripts) with a trained model; JSON on stdout",
+        description=PREDICT_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict.add_argument("--model", required=True, help="a checkpoint folder or Hub id")
+    predict.add_argument("--audio", required=True, nargs="+", metavar="PATH",
+                         help=f"audio files and/or folders (searched recursively for {', '.join(AUDIO_SUFFIXES)})")
+    predict.add_argument("--text", nargs="+", metavar="TEXT",
+                         help="transcripts, one per audio file (default: a same-stem .txt next to each file)")
+    predict.add_argument("--batch-size", type=int, default=8, help="utterances (or windows) per forward pass")
+    predict.add_argument("--top-k", type=int, default=None, help="how many emotions to list (default: all 7)")
+    predict.add_argument("--threshold", type=float, default=None, help="score above which an emotion is a label")
+    predict.add_argument("--chunk-length-s", type=float, default=None,
+                         help="score long recordings in windows of this many seconds (at most the training crop)")
+    predict.add_argument("--stride-length-s", type=float, default=None, help="overlap of consecutive windows (s)")
+    predict.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, ... (default: cpu)")
+    predict.add_argument("--trust-remote-code", action="store_true",
+                         help="run the code stored with a Hub checkpoint (needed only for another package's code)")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    predict.set_defaults(func=run_predict)
+
+    card = commands.add_parser("card", help="(re)build the model card of a run's final model(s)")
+    card.add_argument("run_dir", help="the run's --output_dir (run_args.json, {fusion}/fold*/, {fusion}/final/)")
+    card.add_argument("--fusion", choices=FUSION_ORDER, default=None,
+                      help="which model (default: every fusion with finished folds)")
+    card.add_argument("--checkpoint-dir", default=None, help="where to write the card (default: {fusion}/final)")
+    card.add_argument("--model-id", default=None, help="the Hub repo id the card's examples load")
+    card.set_defaults(func=run_card)
+
+    push = commands.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub")
+    push.add_argument("checkpoint_dir")
+    push.add_argument("repo_id", help="user-or-org/name")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--revision", default=None, help="branch to commit to")
+    push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    push.add_argument("--commit-message", default="Upload kemd-emotion checkpoint")
+    push.set_defaults(func=run_push)
+
+    if with_make_sample:
+        from .data.sample import add_make_sample_parser  # imports datasets: only when asked for
+
+        add_make_sample_parser(commands)
+    else:
+        commands.add_parser("make-sample", help="write a synthetic KEMDy19/KEMDy20 release (see make-sample -h)",
+                            add_help=False)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------------- predict
+def find_audio_files(paths: list[str]) -> list[Path]:
+    """Expand folders (recursively, sorted) into their audio files; files are kept as given, even missing ones."""
+    files = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES))
+        else:
+            files.append(path)
+    return files
+
+
+def read_transcript(audio_path: Path) -> str | None:
+    """The cleaned transcript in `audio_path`'s same-stem .txt (UTF-8 or cp949), or None when there is none."""
+    transcript = audio_path.with_suffix(".txt")
+    if not transcript.is_file():
+        return None
+    from .data.text import clean_transcript, decode_transcript
+
+    text, _ = decode_transcript(transcript.read_bytes(), "utf-8")
+    return clean_transcript(text)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from .pipeline_emotion import IndexedInput, check_input, load_input_audio
+
+    files = find_audio_files(args.audio)
+    if not files:
+        raise CommandError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in {' '.join(args.audio)}.")
+    if args.text is not None and len(args.text) != len(files):
+        raise CommandError(
+            f"--text gives {len(args.text)} transcript(s) for {len(files)} audio file(s); give one per file, in "
+            "order, or none to read a same-stem .txt next to each file."
+        )
+    classifier = _load_pipeline(args)
+    options = {key: value for key, value in (("top_k", args.top_k), ("threshold", args.threshold),
+               ("chunk_length_s", args.chunk_length_s), ("stride_length_s", args.stride_length_s)) if value is not None}
+
+    from tqdm.auto import tqdm
+
+    results: list[dict] = []
+    batch = max(1, args.batch_size)
+    with tqdm(total=len(files), unit="file", file=sys.stderr, disable=args.no_progress) as progress:
+        for start in range(0, len(files), batch):
+            group = []
+            for offset, path in enumerate(files[start : start + batch]):
+                entry = {"audio": str(path)}
+                results.append(entry)
+                try:
+                    audio = None
+                    if classifier.needs_audio:  # the recording first: a broken file matters more than its transcript
+                        item = IndexedInput(None, {"audio": str(path)})
+                        check_input(item, needs_text=False, needs_audio=True)
+                        audio = load_input_audio(item)
+                    text = args.text[start + offset] if args.text is not None else None
+                    if text is None and classifier.needs_text:
+                        text = read_transcript(path)
+                        if text is None:
+                            raise ValueError(f"no transcript: pass --text, or put {path.with_suffix('.txt').name} next "
+                                             "to the recording.")
+                    entry["text"] = text
+                    check_input(IndexedInput(None, {"text": text}), needs_text=classifier.needs_text, needs_audio=False)
+                except ValueError as error:
+                    _report(entry, error)
+                    continue
+                group.append((entry, {"text": text, "audio": audio}))
+            _score(classifier, group, options, batch)
+            progress.update(min(batch, len(files) - start))
+
+    json.dump(results, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    failed = sum("error" in entry for entry in results)
+    if failed:
+        print(f"kemd-emotion: {failed} of {len(results)} file(s) could not be scored.", file=sys.stderr)
+    return 1 if failed == len(results) else 0
+
+
+def _load_pipeline(args: argparse.Namespace):
+    from transformers import pipeline
+    from transformers.utils import logging as hf_logging
+
+    from . import EmotionMultimodalPipeline  # registers the task
+
+    # Quiet loading (no weight-loading bar, no warnings): stdout is JSON and stderr the progress of the files.
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        classifier = pipeline(
+            "emotion-multimodal", model=args.model, device=args.device, trust_remote_code=args.trust_remote_code or None
+        )
+    except (OSError, ValueError) as error:
+        raise CommandError(f"could not load a model from {args.model!r}: {error}") from error
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    if not isinstance(classifier, EmotionMultimodalPipeline) and not hasattr(classifier, "needs_text"):
+        raise CommandError(f"{args.model!r} did not give an emotion-multimodal pipeline.")
+    return classifier
+
+
+def _score(classifier, group: list[tuple[dict, dict]], options: dict, batch_size: int) -> None:
+    """Score a group of decoded inputs in batches; should the batch fail, score them one by one to find the culprit."""
+    if not group:
+        return
+    try:
+        outputs = classifier([item for _, item in group], batch_size=batch_size, **options)
+    except ValueError as error:
+        if len(group) == 1:
+            _report(group[0][0], error)
+        else:
+            for one in group:
+                _score(classifier, [one], options, 1)
+        return
+    for (entry, _), output in zip(group, outputs):
+        entry.update(output)
+
+
+def _report(entry: dict, error: Exception) -> None:
+    from tqdm import tqdm
+
+    # The pipeline names the part of its input at fault; here the entry already names the file.
+    message = str(error).replace("input['audio']: ", "", 1)
+    message = re.sub(r"^input\['(audio|text)'\]", lambda m: {"audio": "the recording", "text": "the transcript"}[m[1]],
+                     message)
+    entry["error"] = message
+    tqdm.write(f"kemd-emotion: {entry['audio']}: {message}", file=sys.stderr)  # above the progress bar
+
+
+# ---------------------------------------------------------------------------------------------------- card, push
+def run_card(args: argparse.Namespace) -> int:
+    from .modelcard import write_model_card
+
+    run_dir = Path(args.run_dir)
+    fusions = [args.fusion] if args.fusion else [
+        fusion for fusion in FUSION_ORDER if any((run_dir / fusion).glob("fold*/metrics.json"))
+    ]
+    if not fusions:
+        raise CommandError(f"{str(run_dir)!r} holds no finished fold ({{fusion}}/fold*/metrics.json).")
+    if args.checkpoint_dir and len(fusions) > 1:
+        raise CommandError(f"--checkpoint-dir needs --fusion: the run has {', '.join(fusions)}.")
+    for fusion in fusions:
+        try:
+            path = write_model_card(run_dir, fusion, args.checkpoint_dir, model_id=args.model_id)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        print(path)
+    return 0
+
+
+def run_push(args: argparse.Namespace) -> int:
+    from .hub import push_checkpoint
+
+    try:
+        commit = push_checkpoint(args.checkpoint_dir, args.repo_id, private=args.private or None,
+                                 revision=args.revision, create_pr=args.create_pr, commit_message=args.commit_message)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    print(getattr(commit, "pr_url", None) or getattr(commit, "commit_url", commit))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The `kemd-emotion` command: predict (files, folders, transcripts, bad files), card, push, make-sample."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import speech_like
+from test_hub import FakeHub
+from test_modelcard import make_run_dir
+from transformers import pipeline
+
+from kemd_emotion.cli import main
+from kemd_emotion.hub import save_checkpoint
+
+TEXT = "안녕하세요 오늘 날씨가 정말 좋네요"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, tiny_model_factory, tiny_processor):
+    return save_checkpoint(tiny_model_factory("cat", seed=5), tiny_processor, tmp_path_factory.mktemp("ckpt") / "final")
+
+
+@pytest.fixture(scope="module")
+def reference(checkpoint):
+    return pipeline("emotion-multimodal", model=str(checkpoint), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """A KEMDy-like folder: recordings with same-stem transcripts (UTF-8 and cp949), one corrupt, one untranscribed."""
+    folder = tmp_path_factory.mktemp("recordings")
+    rng = np.random.default_rng(11)
+    (folder / "Session01").mkdir()
+    soundfile.write(folder / "Session01" / "a_16k.wav", speech_like(rng, 1.0), 16000, subtype="FLOAT")
+    (folder / "Session01" / "a_16k.txt").write_text("b/ 안녕하세요 (오늘+어제) 날씨가* 좋네요\n", encoding="utf-8")
+    stereo = np.stack([speech_like(rng, 1.2, 44100), speech_like(rng, 1.2, 44100)], axis=1)
+    soundfile.write(folder / "Session01" / "b_44k_stereo.wav", stereo, 44100, subtype="FLOAT")
+    (folder / "Session01" / "b_44k_stereo.txt").write_bytes("화가 나요 정말 싫어요\n".encode("cp949"))
+    (folder / "c_corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt broken")
+    (folder / "c_corrupt.txt").write_text("음 글쎄요", encoding="utf-8")
+    soundfile.write(folder / "d_untranscribed.wav", speech_like(rng, 0.8, 8000), 8000, subtype="FLOAT")
+    (folder / "notes.md").write_text("not audio")
+    return folder
+
+
+def run(capsys, *argv):
+    status = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_predict_a_folder_scores_the_good_files_and_reports_the_bad(capsys, checkpoint, reference, recordings):
+    status, out, err = run(capsys, "predict", "--model", checkpoint, "--audio", recordings, "--batch-size", 2)
+    assert status == 0
+    entries = json.loads(out)
+    names = [entry["audio"].replace(str(recordings) + "/", "") for entry in entries]
+    assert names == ["Session01/a_16k.wav", "Session01/b_44k_stereo.wav", "c_corrupt.wav", "d_untranscribed.wav"]
+    a, b, corrupt, untranscribed = entries
+    assert a["text"] == "안녕하세요 오늘 날씨가 좋네요"  # markers removed
+    assert b["text"] == "화가 나요 정말 싫어요"  # cp949 decoded
+    for entry in (a, b):
+        want = reference({"text": entry["text"], "audio": entry["audio"]})
+        assert [e["label"] for e in entry["emotions"]] == [e["label"] for e in want["emotions"]]
+        np.testing.assert_allclose([e["score"] for e in entry["emotions"]], [e["score"] for e in want["emotions"]],
+                                   atol=1e-4)
+        np.testing.assert_allclose([entry["arousal"], entry["valence"]], [want["arousal"], want["valence"]], atol=1e-4)
+    assert "could not be read" in corrupt["error"] and "emotions" not in corrupt
+    assert "no transcript: pass --text, or put d_untranscribed.txt next to the recording" in untranscribed["error"]
+    assert "c_corrupt.wav" in err and "d_untranscribed.wav" in err
+    assert "2 of 4 file(s) could not be scored" in err
+    assert "4/4" in err  # the progress bar
+
+
+def test_predict_one_file_with_text_and_options(capsys, checkpoint, reference, recordings):
+    audio = recordings / "d_untranscribed.wav"
+    status, out, _ = run(capsys, "predict", "--model", checkpoint, "--audio", audio, "--text", TEXT, "--top-k", 2,
+                         "--threshold", 0.3, "--no-progress")
+    assert status == 0
+    [entry] = json.loads(out)
+    want = reference({"text": TEXT, "audio": str(audio)}, top_k=2, threshold=0.3)
+    assert entry["text"] == TEXT and len(entry["emotions"]) == 2
+    assert entry["labels"] == want["labels"]
+    np.testing.assert_allclose(entry["arousal"], want["arousal"], atol=1e-4)
+
+
+def test_predict_long_recording_in_windows(capsys, checkpoint, tmp_path):
+    path = tmp_path / "long.wav"
+    soundfile.write(path, speech_like(np.random.default_rng(12), 11.0), 16000)
+    status, out, _ = run(capsys, "predict", "--model", checkpoint, "--audio", path, "--text", TEXT,
+                         "--chunk-length-s", 5, "--no-progress")
+    assert status == 0
+    [entry] = json.loads(out)
+    assert [(c["start"], c["end"]) for c in entry["chunks"]] == [(0.0, 5.0), (5.0, 10.0), (6.0, 11.0)]
+
+
+def test_predict_exit_status_when_nothing_could_be_scored(capsys, checkpoint, recordings, tmp_path):
+    status, out, err = run(capsys, "predict", "--model", checkpoint, "--audio", recordings / "c_corrupt.wav",
+                           tmp_path / "missing.wav", "--text", TEXT, TEXT, "--no-progress")
+    assert status == 1
+    assert [("error" in entry) for entry in json.loads(out)] == [True, True]
+    assert "does not exist" in err
+
+    status, _, err = run(capsys, "predict", "--model", checkpoint, "--audio", recordings, "--text", TEXT)
+    assert status == 2 and "--text gives 1 transcript(s) for 4 audio file(s)" in err
+    status, _, err = run(capsys, "predict", "--model", checkpoint, "--audio", tmp_path / "empty_dir_or_nothing")
+    assert status == 1  # a path that does not exist is a bad file, reported like the others
+    (tmp_path / "empty").mkdir()
+    status, _, err = run(capsys, "predict", "--model", checkpoint, "--audio", tmp_path / "empty")
+    assert status == 2 and "no audio files" in err
+    status, _, err = run(capsys, "predict", "--model", tmp_path / "no_model", "--audio", recordings)
+    assert status == 2 and "could not load a model" in err
+
+
+def test_card_rebuilds_every_fusion_of_a_run(capsys, tmp_path):
+    run_dir = make_run_dir(tmp_path / "run", fusion="cat", num_folds=2, per_fold=12)
+    make_run_dir(tmp_path / "other", fusion="speech", num_folds=2, per_fold=12)
+    (tmp_path / "other" / "speech").rename(run_dir / "speech")
+    status, out, _ = run(capsys, "card", run_dir)
+    assert status == 0
+    written = out.split()
+    assert written == [str(run_dir / "speech" / "final" / "README.md"), str(run_dir / "cat" / "final" / "README.md")]
+    assert (run_dir / "cat" / "final" / "emotions.png").is_file()
+
+    status, out, _ = run(capsys, "card", run_dir, "--fusion", "cat", "--checkpoint-dir", tmp_path / "card",
+                         "--model-id", "someone/repo")
+    assert status == 0 and 'model="someone/repo"' in (tmp_path / "card" / "README.md").read_text()
+    status, _, err = run(capsys, "card", tmp_path / "nothing")
+    assert status == 2 and "no finished fold" in err
+
+
+def test_push(capsys, checkpoint, tmp_path, monkeypatch):
+    from huggingface_hub import HfApi
+
+    hub = FakeHub(tmp_path / "hub")
+    monkeypatch.setattr(HfApi, "create_repo", lambda api, *a, **kw: hub.create_repo(api, *a, **kw))
+    monkeypatch.setattr(HfApi, "create_commit", lambda api, *a, **kw: hub.create_commit(api, *a, **kw))
+    status, out, _ = run(capsys, "push", checkpoint, "someone/kemd", "--private")
+    assert status == 0 and out.strip().startswith("https://huggingface.co/someone/kemd/commit/")
+    assert hub.repos[0]["private"] is True and (hub.folder("someone/kemd") / "pipeline_emotion.py").is_file()
+
+
+def test_make_sample_is_wired(capsys, tmp_path):
+    status, out, _ = run(capsys, "make-sample", tmp_path / "corpus", "--size", "tiny", "--no-quirks")
+    assert status == 0 and "wrote" in out
+    assert any((tmp_path / "corpus").rglob("*.wav"))
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "make-sample" in capsys.readouterr().out
