@@ -150,9 +150,11 @@ def plot_emotions(run: RunResults, path: str | os.PathLike, threshold: float = T
     means = np.array([100 * (stats[0] if stats else 0.0) for stats in per_class])
     spreads = np.array([100 * (stats[1] or 0.0) if stats else 0.0 for stats in per_class])
     positions = np.arange(len(EMOTIONS))[::-1]
-    right.barh(positions, means, xerr=spreads, color="#4C72B0", ecolor="#333333", capsize=3)
-    for position, mean, spread, count in zip(positions, means, spreads, support):
-        right.text(mean + spread + 1.5, position, f"{mean:.0f}  (n={int(count)})", va="center", fontsize=8)
+    # ± one std, kept inside the possible 0-100 (few folds and rare emotions give wide spreads).
+    low, high = np.minimum(spreads, means), np.minimum(spreads, 100 - means)
+    right.barh(positions, means, xerr=np.stack([low, high]), color="#4C72B0", ecolor="#333333", capsize=3)
+    for position, mean, reach, count in zip(positions, means, means + high, support):
+        right.text(reach + 1.5, position, f"{mean:.0f}  (n={int(count)})", va="center", fontsize=8)
     right.set_yticks(positions, EMOTIONS)
     right.set_xlim(0, 115)
     right.set_xlabel("F1 ×100 (mean ± std over folds)")
