@@ -283,9 +283,15 @@ def build_model_card(
         "text": "this text-only model needs only `text`.",
         "speech": "this speech-only model needs only `audio`.",
     }.get(run.fusion, "this model needs both `text` and `audio`.")
+    template_path = Path(template_path or TEMPLATE_PATH)
+    if not template_path.is_file():
+        raise ValueError(
+            f"model-card template {str(template_path)!r} not found: it ships in the kemd-emotion repository "
+            "(model_cards/template.md), which a non-editable install does not copy; pass template_path=."
+        )
     return ModelCard.from_template(
         card_data,
-        template_path=str(template_path or TEMPLATE_PATH),
+        template_path=str(template_path),
         model_name=model_name,
         model_id=model_id,
         description=_description(run, facts),
