@@ -58,6 +58,11 @@ from .text import TRANSCRIPT_ENCODINGS, clean_transcript, decode_transcript
 
 logger = logging.getLogger(__name__)
 
+# Instantiating a builder makes `datasets` rewrite its module's globals (open, os.path.*, os.walk, pathlib.Path) with
+# fsspec-aware versions for streaming remote files, unless the module says it is already patched. A release is a
+# local folder: keep the plain functions, which are also several times faster on 13k files.
+_patched_for_streaming = True
+
 VERSION = "1.0.0"
 """Version of the prepared data; part of the cache path. Bump it whenever a change alters the rows."""
 
