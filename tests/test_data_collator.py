@@ -1,6 +1,5 @@
 """KemdyCollator: reads any wav (rate, channels), crops, pads dynamically, builds the targets, and feeds the model."""
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch

@@ -177,6 +177,7 @@ def test_broken_rows_are_skipped_with_a_reason_never_fatal(corpora, tmp_path, ca
         writer.writerow(["99", "1.0", "2.0"])  # truncated
         writer.writerow([""] * len(good))  # blank: ignored, not a skip
         writer.writerow(bad_rating)
+        handle.write("\x00\x00\r\n")  # stray NUL bytes: csv would raise on them
     # An undecodable transcript is decoded with replacement characters, not fatal.
     txt = root / "wav" / "Session01" / f"{good[3]}.txt"
     txt.write_bytes(b"\xff\xfe\xfa \xc1\n")

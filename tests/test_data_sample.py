@@ -17,7 +17,8 @@ from kemd_emotion.data import (
     make_sample_main,
     write_sample_corpus,
 )
-from kemd_emotion.data.sample import NEGATIVE, POSITIVE
+from kemd_emotion import EMOTIONS
+from kemd_emotion.data.sample import CATEGORY_PRIOR, NEGATIVE, POSITIVE, PROTOTYPES
 
 
 def _digest(root: Path) -> str:
@@ -99,6 +100,8 @@ def test_clean_corpus_and_sizes(tmp_path):
                                  max_seconds=0.1, quirks=False)
     assert spread.options["segments_per_session"] == [4, 3, 3]
     assert set(SIZES) == {"tiny", "default", "kemdy20-size"}
+    assert set(PROTOTYPES) == set(CATEGORY_PRIOR) == set(EMOTIONS)
+    assert sum(CATEGORY_PRIOR.values()) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(

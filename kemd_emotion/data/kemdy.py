@@ -82,6 +82,7 @@ SKIP_REASONS = {
     "missing_wav": "no wav file for the segment",
     "missing_txt": "no transcript file for the segment",
     "unreadable_wav": "the wav header cannot be read or holds no samples",
+    "unreadable_txt": "the transcript file cannot be read",
     "empty_transcript": "the transcript file is empty",
 }
 """Why a row can be skipped, in the order the checks run."""
@@ -432,7 +433,12 @@ class KemdyBuilder(datasets.GeneratorBasedBuilder):
         if not duration > 0:
             report.skip("unreadable_wav", segment_id)
             return None
-        transcript, as_expected = decode_transcript(Path(txt).read_bytes(), TRANSCRIPT_ENCODINGS[self.config.name])
+        try:
+            raw_transcript = Path(txt).read_bytes()
+        except OSError:
+            report.skip("unreadable_txt", segment_id)
+            return None
+        transcript, as_expected = decode_transcript(raw_transcript, TRANSCRIPT_ENCODINGS[self.config.name])
         if not as_expected and segment_id not in report.text_fallback:
             report.text_fallback.append(segment_id)
         if not transcript:
@@ -491,7 +497,7 @@ def _read_annotation_rows(csv_path: Path, layout: _Layout) -> Iterator[tuple[int
             continue
     else:
         text = raw.decode("utf-8", errors="replace")
-    rows = csv.reader(io.StringIO(text, newline=""))
+    rows = csv.reader(io.StringIO(text.replace("\x00", ""), newline=""))  # csv refuses NUL bytes
     group_header = next(rows, [])
     next(rows, None)  # the sub-header row: Emotion/Valence/Arousal, start/end; its Segment ID cell varies
     header_cell = group_header[layout.segment_column].strip().lower() if len(group_header) > layout.segment_column else ""

@@ -25,9 +25,9 @@ Sizes (`write_sample_corpus` arguments; the files are 16-bit PCM, about 32 kB pe
 ====================  ==========================================================  =========
 preset (`SIZES`)       options                                                     on disk
 ====================  ==========================================================  =========
-``"tiny"`` (tests)    3 sessions x 8 segments, 0.4-0.8 s                          ~0.5 MB
-``"default"``         10 sessions x 40 segments, 1.0-2.0 s                        ~20 MB
-``"kemdy20-size"``    40 sessions, 13,462 segments, 0.1-0.3 s (benchmarks)        ~90 MB
+``"tiny"`` (tests)    3 sessions x 8 segments, 0.4-0.8 s                          ~0.8 MB
+``"default"``         10 sessions x 40 segments, 1.0-2.0 s (the main job)         ~22 MB
+``"kemdy20-size"``    40 sessions, 13,462 segments, 0.1-0.3 s (benchmarks)        ~93 MB
 ====================  ==========================================================  =========
 
 Quirks written when ``quirks=True`` (at fixed places; `SampleManifest` lists them): both header styles of the
@@ -52,7 +52,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..configuration_klue_wav2vec2 import EMOTIONS
 
 MANIFEST_FILENAME = "sample_manifest.json"
 """Written at the release root; the builder ignores it. It says what the writer wrote (see `SampleManifest`)."""
