@@ -70,28 +70,28 @@ def pool(hidden_states: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Ten
     return hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), index]
 
 
-def masked_group_norm(hidden_states: torch.Tensor, norm: nn.GroupNorm, mask: torch.Tensor) -> torch.Tensor:
-    """`nn.GroupNorm` over `(batch, channels, time)` whose statistics come only from frames where `mask` is true.
+def masked_group_norm(hidden_states: torch.Tensor, norm: nn.GroupNorm, lengths: torch.Tensor) -> torch.Tensor:
+    """`nn.GroupNorm` over `(batch, channels, time)` whose statistics come only from each sample's first `lengths`
+    frames; the frames after them are set to zero. Equal to `norm(x[i:i+1, :, :length])` on each sample's real frames.
 
-    Padded frames are set to zero. Equal to `norm(x[..., :length])` for each sample on its real frames.
+    One fused `group_norm` per sample on its real slice: 5x faster than masked reductions over the padded batch
+    (benchmarks/README.md), and batches are small.
     """
-    batch, channels, time = hidden_states.shape
-    groups = norm.num_groups
-    grouped = hidden_states.reshape(batch, groups, channels // groups, time)
-    weights = mask.to(hidden_states.dtype)[:, None, None, :]
-    count = weights.sum(dim=(2, 3), keepdim=True) * (channels // groups)
-    mean = (grouped * weights).sum(dim=(2, 3), keepdim=True) / count
-    variance = (((grouped - mean) * weights) ** 2).sum(dim=(2, 3), keepdim=True) / count
-    normalised = ((grouped - mean) * torch.rsqrt(variance + norm.eps)).reshape(batch, channels, time)
-    if norm.affine:
-        normalised = normalised * norm.weight[None, :, None] + norm.bias[None, :, None]
-    return normalised * mask[:, None, :].to(normalised.dtype)
+    time = hidden_states.shape[-1]
+    lengths = lengths.tolist()
+    if all(length == time for length in lengths):
+        return norm(hidden_states)
+    pieces = [
+        F.pad(F.group_norm(sample[None, :, :length], norm.num_groups, norm.weight, norm.bias, norm.eps), (0, time - length))
+        for sample, length in zip(hidden_states, lengths)
+    ]
+    return torch.cat(pieces)
 
 
 def group_norm_conv_layer(layer: nn.Module, hidden_states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """wav2vec2's conv -> GroupNorm -> activation layer, with the norm's statistics from the first `lengths` frames."""
     hidden_states = layer.conv(hidden_states)
-    hidden_states = masked_group_norm(hidden_states, layer.layer_norm, lengths_to_mask(lengths, hidden_states.shape[-1]))
+    hidden_states = masked_group_norm(hidden_states, layer.layer_norm, lengths)
     return layer.activation(hidden_states)
 
 

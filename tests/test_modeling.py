@@ -168,12 +168,17 @@ def test_masked_group_norm_equals_group_norm_on_real_frames():
     norm = torch.nn.GroupNorm(4, 8)
     torch.nn.init.normal_(norm.weight)
     torch.nn.init.normal_(norm.bias)
-    x = torch.randn(2, 8, 20)
-    mask = torch.arange(20)[None] < torch.tensor([[20], [13]])
-    out = masked_group_norm(x, norm, mask)
+    x = torch.randn(2, 8, 20) * 3 + 1
+    out = masked_group_norm(x, norm, torch.tensor([20, 13]))
     torch.testing.assert_close(out[0], norm(x[:1])[0])
     torch.testing.assert_close(out[1, :, :13], norm(x[1:, :, :13])[0])
     assert torch.all(out[1, :, 13:] == 0)
+    # by hand for one group of the short sample: channels 2-3 over its 13 real frames
+    group = x[1, 2:4, :13].double()
+    expected = (group - group.mean()) / torch.sqrt(group.var(unbiased=False) + norm.eps)
+    expected = expected * norm.weight[2:4, None].double() + norm.bias[2:4, None].double()
+    torch.testing.assert_close(out[1, 2:4, :13].double(), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(masked_group_norm(x, norm, torch.tensor([20, 20])), norm(x))
 
 
 def test_pool_uses_real_positions_only():
