@@ -89,12 +89,3 @@ def test_bad_arguments_are_explained(args, kwargs, message):
     with pytest.raises(ValueError, match=message):
         kfold(*args, **kwargs)
 
-
-def test_docstring_examples_run():
-    import doctest
-
-    from kemd_emotion.data import collator, folds, kemdy, text
-
-    for module in (folds, text, collator, kemdy):
-        result = doctest.testmod(module, raise_on_error=False)
-        assert result.failed == 0, module.__name__
