@@ -111,6 +111,7 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
     >>> config = KlueWav2Vec2EmotionConfig(fusion="add")
     >>> config.text_config.hidden_size, config.audio_config.conv_dim[-1], config.id2label[3]
     (768, 512, 'happy')
+
     ```
     """
 

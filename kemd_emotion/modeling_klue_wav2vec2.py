@@ -139,6 +139,7 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
     >>> out = model(input_ids=torch.tensor([[2, 5, 3]]), input_values=torch.randn(1, 8000))
     >>> out.logits.shape, out.regression.shape
     (torch.Size([1, 7]), torch.Size([1, 2]))
+
     ```
     """
 
