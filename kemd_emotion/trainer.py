@@ -10,7 +10,8 @@ What it adds to `transformers.Trainer`:
   ccc_avg`, Pearson's r and per-class F1);
 - `EmotionTrainingArguments.head_learning_rate` gives the fusion projection and the heads their own learning rate
   (`learning_rate` then applies to the two encoders);
-- length-grouped batches read the dataset's `duration` column (`train_sampling_strategy="group_by_length"`).
+- length-grouped batches read the dataset's `duration` column (`train_sampling_strategy="group_by_length"`), in an
+  order fixed by the seed and the epoch, so that a resumed run replays the batches it had not trained on yet.
 
 Gradient accumulation: the model has `accepts_loss_kwargs = False` and returns a per-batch mean, so the Trainer divides
 each micro-batch loss by the accumulation steps; `GA=2 x batch 2` then makes the same update as `GA=1 x batch 4`
@@ -67,6 +68,26 @@ def _split(pair, name: str):
     if isinstance(pair, (tuple, list)) and len(pair) == 2:
         return tuple(None if item is None else np.asarray(item) for item in pair)
     raise ValueError(f"{name} must be a pair (emotions, arousal/valence); got {type(pair).__name__}.")
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """`LengthGroupedSampler` whose order depends only on `seed` and the epoch (`set_epoch`, called by the Trainer).
+
+    The stock sampler draws from the global RNG, so a run resumed in the middle of an epoch would skip the first
+    batches of a different permutation than the one it had trained on; this one replays the same order, and every
+    process of a distributed run agrees on it.
+    """
+
+    def __init__(self, batch_size: int, lengths: list[float], seed: int = 0):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return super().__iter__()
 
 
 class EmotionTrainer(Trainer):
@@ -147,8 +168,9 @@ class EmotionTrainer(Trainer):
         ):
             # A plain list: datasets 5 returns a lazy Column, which the sampler would index one row at a time.
             lengths = [float(length) for length in train_dataset[column]]
-            return LengthGroupedSampler(
-                self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochSeededLengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths, seed=seed
             )
         return super()._get_train_sampler(train_dataset)
 
@@ -183,4 +205,10 @@ class EmotionTrainer(Trainer):
         return self.optimizer
 
 
-__all__ = ["EmotionTrainer", "EmotionTrainingArguments", "emotion_compute_metrics", "LABEL_NAMES"]
+__all__ = [
+    "EmotionTrainer",
+    "EmotionTrainingArguments",
+    "EpochSeededLengthGroupedSampler",
+    "emotion_compute_metrics",
+    "LABEL_NAMES",
+]

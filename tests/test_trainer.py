@@ -147,6 +147,16 @@ def test_group_by_length_uses_the_duration_column(tmp_path, tiny_processor, rows
     assert isinstance(sampler, LengthGroupedSampler)
     assert sampler.lengths == pytest.approx(list(rows["duration"]))
     assert sorted(sampler) == list(range(len(rows)))
+    # The order is a function of (seed, epoch) only: a resumed run replays it, whatever the global RNG did.
+    sampler.set_epoch(1)
+    first = list(sampler)
+    torch.manual_seed(1234)
+    assert list(sampler) == first
+    orders = set()
+    for epoch in range(6):
+        sampler.set_epoch(epoch)
+        orders.add(tuple(sampler))
+    assert len(orders) > 1
 
 
 def test_missing_targets_give_a_clear_error(tmp_path, tiny_processor, rows, collate):

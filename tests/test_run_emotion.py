@@ -1,0 +1,179 @@
+"""examples/run_emotion.py end to end on the tiny sample corpus: 2-process DDP, kill-and-resume, arguments, table."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kemd_emotion.experiment import (
+    EXIT_AFTER_SAVE_ENV,
+    SAMPLE_PRESET,
+    Experiment,
+    format_table,
+    parse_arguments,
+    write_json,
+    write_summary,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "examples" / "run_emotion.py"
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory):
+    """The tiny sample corpus (20 usable rows, with the release's faults), written once for every run here."""
+    from kemd_emotion.data import write_sample_corpus
+
+    directory = tmp_path_factory.mktemp("corpus") / "kemdy20"
+    write_sample_corpus(directory, name="kemdy20", size="tiny")
+    return directory
+
+
+def tiny_run_arguments(sample_dir, output_dir, *extra):
+    return [
+        "--output_dir", str(output_dir), "--sample_dir", str(sample_dir), "--sample_size", "tiny",
+        "--num_folds", "2", "--fusion", "cat", "--num_train_epochs", "1", "--per_device_train_batch_size", "4",
+        "--per_device_eval_batch_size", "4", "--sample_vocab_size", "300", "--use_cpu", "true",
+        "--disable_tqdm", "true", *extra,
+    ]
+
+
+def run(command, env_extra=None, timeout=240):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop(EXIT_AFTER_SAVE_ENV, None)
+    env.update(env_extra or {})
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def test_two_process_ddp_on_cpu(tmp_path, sample_dir):
+    """torchrun, 2 processes, gloo: both ranks train every fold, the main one writes the table."""
+    output_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(SCRIPT),
+               *tiny_run_arguments(sample_dir, output_dir)]
+    result = run(command)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    for fold in (0, 1):
+        metrics = read_json(output_dir / "cat" / f"fold{fold}" / "metrics.json")
+        assert metrics["world_size"] == 2
+        assert [process["rank"] for process in metrics["processes"]] == [0, 1]
+        assert all(process["training_steps_this_session"] > 0 for process in metrics["processes"])
+        assert len({process["pid"] for process in metrics["processes"]}) == 2
+        assert metrics["predictions_aligned"]
+        for rank in (0, 1):
+            assert f"[rank {rank}/2] cat fold {fold}: ran" in result.stderr
+        predictions = np.load(output_dir / "cat" / f"fold{fold}" / "predictions.npz")
+        assert predictions["logits"].shape == (metrics["num_test"], 7)
+        assert predictions["segment_id"].shape == (metrics["num_test"],)
+    summary = read_json(output_dir / "summary.json")
+    assert summary["complete"] and summary["rows"]["cat"]["folds"] == [0, 1]
+    table = (output_dir / "summary.md").read_text()
+    assert "| Cat (concatenation) |" in table and "Majority class" in table
+    assert "| Cat (concatenation) |" in result.stdout  # printed too
+    assert (output_dir / "cat" / "final" / "model.safetensors").exists()
+    assert not list((output_dir / "cat").glob("fold*/checkpoint-*"))
+
+
+def test_killed_run_resumes_without_recomputing(tmp_path, sample_dir):
+    """Kill fold 1 one batch into its second epoch; the rerun skips fold 0, resumes fold 1 from its checkpoint
+    (same data order: a stock length-grouped sampler fails this) and ends where an uninterrupted run ends."""
+    output_dir = tmp_path / "run"
+    arguments = tiny_run_arguments(sample_dir, output_dir, "--num_train_epochs", "2", "--save_strategy", "steps",
+                                   "--save_steps", "1")
+    killed = run([sys.executable, str(SCRIPT), *arguments], {EXIT_AFTER_SAVE_ENV: "cat/fold1:4"})
+    assert killed.returncode == 75, killed.stderr[-5000:]
+    done = output_dir / "cat" / "fold0" / "metrics.json"
+    assert done.exists() and not (output_dir / "cat" / "fold1" / "metrics.json").exists()
+    assert [p.name for p in (output_dir / "cat" / "fold1").glob("checkpoint-*")] == ["checkpoint-4"]
+    assert not (output_dir / "summary.json").exists()
+    finished_at = done.stat().st_mtime_ns
+
+    resumed = run([sys.executable, str(SCRIPT), *arguments])
+    assert resumed.returncode == 0, resumed.stderr[-5000:]
+    assert "cat fold 0/2: already done, skipped" in resumed.stderr
+    assert "cat fold 1/2: resuming from checkpoint-4" in resumed.stderr
+    assert done.stat().st_mtime_ns == finished_at
+    metrics = read_json(output_dir / "cat" / "fold1" / "metrics.json")
+    total_steps = metrics["global_step"]
+    assert metrics["resumed_from"] == "checkpoint-4"
+    assert metrics["processes"][0]["training_steps_this_session"] == total_steps - 4
+    assert read_json(output_dir / "summary.json")["complete"]
+    assert not list((output_dir / "cat" / "fold1").glob("checkpoint-*"))
+
+    # Nothing was lost: the same fold trained without interruption predicts the same.
+    reference_dir = tmp_path / "reference"
+    shutil.copytree(output_dir / "processor", reference_dir / "processor")
+    reference = run([sys.executable, str(SCRIPT), *tiny_run_arguments(
+        sample_dir, reference_dir, "--num_train_epochs", "2", "--save_strategy", "steps", "--save_steps", "1",
+        "--folds", "1")])
+    assert reference.returncode == 0, reference.stderr[-5000:]
+    assert read_json(reference_dir / "cat" / "fold1" / "metrics.json")["global_step"] == total_steps
+    ours = np.load(output_dir / "cat" / "fold1" / "predictions.npz")
+    theirs = np.load(reference_dir / "cat" / "fold1" / "predictions.npz")
+    np.testing.assert_array_equal(ours["segment_id"], theirs["segment_id"])
+    np.testing.assert_allclose(ours["logits"], theirs["logits"], atol=1e-5)
+    np.testing.assert_allclose(ours["regression"], theirs["regression"], atol=1e-5)
+
+
+def test_presets_and_explicit_options():
+    model, data, args, preset = parse_arguments([])
+    assert preset["preset"] == "sample" and model.text_model is None
+    assert args.learning_rate == SAMPLE_PRESET["learning_rate"]
+    assert data.max_audio_seconds == SAMPLE_PRESET["max_audio_seconds"]
+    # An option given on the command line beats the preset.
+    _, _, args, preset = parse_arguments(["--learning_rate", "0.01"])
+    assert args.learning_rate == 0.01 and "learning_rate" not in preset["applied"]
+    # With pretrained encoders: the paper's settings.
+    model, data, args, preset = parse_arguments(["--text_model", "klue/bert-base", "--audio_model", "w2v"])
+    assert preset["preset"] == "paper" and not preset["applied"]
+    assert (args.per_device_train_batch_size, args.learning_rate, args.num_train_epochs, args.adam_epsilon) == (
+        32, 1e-5, 5.0, 1e-8)
+    assert (data.num_folds, data.max_audio_seconds, model.fusion) == (5, 5.0, "all")
+    assert args.train_sampling_strategy == "group_by_length" and args.length_column_name == "duration"
+    assert not args.remove_unused_columns
+
+
+def test_bad_arguments_fail_clearly(tmp_path):
+    with pytest.raises(ValueError, match="--fusion"):
+        Experiment(*_parsed(tmp_path, "--fusion", "late"))
+    with pytest.raises(ValueError, match="--folds"):
+        Experiment(*_parsed(tmp_path, "--folds", "7"))
+    with pytest.raises(ValueError, match="needs --audio_model"):
+        Experiment(*_parsed(tmp_path, "--text_model", "klue/bert-base", "--fusion", "cat"))
+    experiment = Experiment(*_parsed(tmp_path, "--num_folds", "3"))
+    write_json(tmp_path / "run_args.json", {"split": {**experiment._split_fingerprint(), "num_folds": 5}})
+    with pytest.raises(ValueError, match="num_folds: 5 -> 3"):
+        experiment._check_previous_run()
+
+
+def _parsed(tmp_path, *argv):
+    return parse_arguments(["--output_dir", str(tmp_path), "--use_cpu", "true", *argv])
+
+
+def test_summary_table_mean_and_std(tmp_path):
+    for fusion, values in (("text", (0.40, 0.50)), ("cat", (0.70, 0.74))):
+        for fold, value in enumerate(values):
+            metrics = {"fold": fold, "f1_micro": value, "f1_macro": value / 2, "f1_weighted": value,
+                       "ccc_arousal": value, "ccc_valence": value, "ccc_avg": value, "pearson_arousal": value,
+                       "majority_label": "neutral", "majority_f1_micro": 0.3, "majority_f1_macro": 0.05,
+                       "majority_f1_weighted": 0.1}
+            write_json(tmp_path / fusion / f"fold{fold}" / "metrics.json", metrics)
+    write_json(tmp_path / "run_args.json", {"split": {"num_folds": 2, "fold_by": "contiguous"}, "num_rows": 99})
+    summary = write_summary(tmp_path, ["cat", "text", "add"])
+    assert list(summary["rows"]) == ["text", "cat"]  # the paper's order; "add" has no folds
+    assert summary["rows"]["cat"]["metrics"]["ccc_avg"]["mean"] == pytest.approx(0.72)
+    assert summary["rows"]["cat"]["metrics"]["ccc_avg"]["std"] == pytest.approx(np.std([0.70, 0.74], ddof=1))
+    assert summary["complete"]
+    table = (tmp_path / "summary.md").read_text()
+    assert table == format_table(summary)
+    assert "| Text only | 45.00 ± 7.07 | 22.50 ± 3.54 |" in table
+    assert "| Majority class (neutral) | 30.00 ± 0.00 | 5.00 ± 0.00 | 0.00 | 0.00 | 0.00 | 2 |" in table
