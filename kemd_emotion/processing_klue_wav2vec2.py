@@ -71,20 +71,25 @@ def to_mono(audio, name: str = "audio") -> np.ndarray:
     return audio
 
 
-def load_audio(path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+def load_audio(path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE, max_seconds: float | None = None) -> np.ndarray:
     """Read an audio file with soundfile as mono float32 at `sampling_rate` (down-mixed and resampled as needed).
 
-    Raises a ValueError naming the path when the file is missing, unreadable, empty or not finite.
+    With `max_seconds`, only the file's first `max_seconds` are read (and resampled). Raises a ValueError naming the
+    path when the file is missing, unreadable, empty or not finite.
     """
     import soundfile
 
     path = os.fspath(path)
     try:
-        samples, file_rate = soundfile.read(path, dtype="float32", always_2d=True)
+        with soundfile.SoundFile(path) as file:
+            file_rate = file.samplerate
+            frames = -1 if max_seconds is None else int(math.ceil(max_seconds * file_rate))
+            samples = file.read(frames=frames, dtype="float32", always_2d=True)
     except Exception as error:  # soundfile raises LibsndfileError, RuntimeError or OSError depending on the fault
         raise ValueError(f"audio file {path!r} could not be read: {error}") from error
     audio = to_mono(samples.T, name=f"audio file {path!r}")
-    return resample(audio, file_rate, sampling_rate)
+    audio = resample(audio, file_rate, sampling_rate)
+    return audio if max_seconds is None else audio[: int(round(max_seconds * sampling_rate))]
 
 
 class KlueWav2Vec2Processor(ProcessorMixin):

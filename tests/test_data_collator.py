@@ -1,5 +1,6 @@
 """KemdyCollator: reads any wav (rate, channels), crops, pads dynamically, builds the targets, and feeds the model."""
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -85,3 +86,46 @@ def test_collator_output_feeds_the_model(dataset, tiny_processor, tiny_model_fac
     assert torch.isfinite(output.loss)
     output.loss.backward()
     assert any(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_unusable_audio_is_skipped_with_its_path_not_a_crash(tiny_processor, tmp_path, rng):
+    import soundfile
+
+    from kemd_emotion.data import KemdyCollator
+
+    good = tmp_path / "good.wav"
+    soundfile.write(good, (0.1 * rng.standard_normal(8000)).astype("float32"), 16000)
+    truncated = tmp_path / "truncated.wav"  # a valid header promising more data than the file holds
+    truncated.write_bytes(good.read_bytes()[:44] + b"\x00\x01" * 3)
+    too_short = tmp_path / "short.wav"
+    soundfile.write(too_short, np.zeros(100, "float32"), 16000)
+    rows = [
+        {"text": "좋아요", "audio": str(good), "emotion": ["happy"], "arousal": 4.0, "valence": 4.5},
+        {"text": "싫어요", "audio": str(truncated), "emotion": ["angry"], "arousal": 4.0, "valence": 1.5},
+        {"text": "음", "audio": str(too_short), "emotion": ["neutral"], "arousal": 3.0, "valence": 3.0},
+        {"text": "슬퍼요", "audio": str(tmp_path / "missing.wav"), "emotion": ["sad"], "arousal": 2.0, "valence": 2.0},
+    ]
+    collator = KemdyCollator(tiny_processor)
+    batch = collator(rows)
+    assert batch["input_values"].shape[0] == 1 and batch["labels"].argmax(-1).tolist() == [3]
+    assert batch["regression_labels"].tolist() == [[4.0, 4.5]]
+    assert set(collator.skipped) >= {str(too_short), str(tmp_path / "missing.wav")}
+    assert "at least 400 (25 ms)" in collator.skipped[str(too_short)]
+    with pytest.raises(ValueError, match="every row of this batch has unusable audio"):
+        collator(rows[2:])
+    with pytest.raises(ValueError, match=r"could not be read"):
+        KemdyCollator(tiny_processor, skip_bad_audio=False)(rows[3:])
+
+
+def test_long_files_are_read_only_up_to_the_crop(tiny_processor, tmp_path):
+    import soundfile
+
+    from kemd_emotion import load_audio
+
+    path = tmp_path / "long.wav"
+    t = np.arange(44100 * 12) / 44100
+    soundfile.write(path, np.sin(2 * np.pi * 220 * t).astype("float32"), 44100)
+    cropped = load_audio(path, max_seconds=5.0)
+    whole = load_audio(path)
+    assert cropped.shape == (80000,) and whole.shape == (12 * 16000,)
+    np.testing.assert_allclose(cropped[:70000], whole[:70000], atol=1e-3)

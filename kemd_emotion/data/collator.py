@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers.utils import logging
 
 from ..configuration_klue_wav2vec2 import EMOTIONS
-from ..processing_klue_wav2vec2 import load_audio
+from ..processing_klue_wav2vec2 import MIN_AUDIO_SAMPLES, load_audio, to_mono
+
+logger = logging.get_logger(__name__)
 
 
 def multi_hot(emotions: Sequence[str], name: str = "emotion") -> np.ndarray:
@@ -53,6 +56,9 @@ class KemdyCollator:
         with_labels: add the targets; False gives model inputs only (e.g. for prediction).
         empty_text: what a row whose cleaned text is empty (a transcript of markers only, e.g. a laugh) is fed as;
             None uses the tokenizer's unknown token.
+        skip_bad_audio: a row whose audio cannot be read (a file corrupt past a valid header, say), holds NaN/inf or
+            is shorter than 25 ms is left out of its batch with a warning naming its path, and recorded in
+            `skipped` (reason per path), so one bad file never stops a long training run. False raises instead.
     """
 
     processor: object
@@ -61,28 +67,47 @@ class KemdyCollator:
     text_column: str = "text"
     audio_column: str = "audio"
     empty_text: str | None = None
+    skip_bad_audio: bool = True
+
+    def __post_init__(self):
+        self.skipped: dict[str, str] = {}
 
     @property
     def sampling_rate(self) -> int:
         return int(self.processor.sampling_rate)
 
     @property
+    def crop_seconds(self) -> float | None:
+        if self.max_audio_seconds is not None:
+            return self.max_audio_seconds
+        return getattr(self.processor, "max_audio_seconds", None)
+
+    @property
     def crop_samples(self) -> int | None:
-        seconds = self.max_audio_seconds
-        if seconds is None:
-            seconds = getattr(self.processor, "max_audio_seconds", None)
+        seconds = self.crop_seconds
         return None if seconds is None else int(round(seconds * self.sampling_rate))
 
     def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
         if not rows:
             raise ValueError("KemdyCollator got an empty batch; expected at least one row.")
-        texts, clips = [], []
+        kept, texts, clips = [], [], []
         for index, row in enumerate(rows):
             for column in (self.text_column, self.audio_column):
                 if column not in row:
                     raise ValueError(f"row {index} has no {column!r} column; it has {sorted(row)}.")
+            try:
+                clip = self._read(row[self.audio_column], index)
+            except ValueError as error:
+                if not self.skip_bad_audio:
+                    raise
+                self._skip(row, index, str(error))
+                continue
+            kept.append(row)
             texts.append(row[self.text_column].strip() or self._empty_text())
-            clips.append(self._read(row[self.audio_column], index))
+            clips.append(clip)
+        if not kept:
+            raise ValueError(f"every row of this batch has unusable audio: {self.skipped}")
+        rows = kept
         batch = dict(self.processor(text=texts, audio=clips, sampling_rate=self.sampling_rate, return_tensors="pt"))
         if self.with_labels and all("emotion" in row for row in rows):
             batch["labels"] = torch.from_numpy(
@@ -92,18 +117,29 @@ class KemdyCollator:
                 [[float(row["arousal"]), float(row["valence"])] for row in rows], dtype=torch.float32)
         return batch
 
+    def _skip(self, row: Mapping, index: int, reason: str) -> None:
+        audio = row[self.audio_column]
+        key = str(audio) if isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__") else f"row {index}"
+        if key not in self.skipped:
+            self.skipped[key] = reason
+            logger.warning(f"skipping {key}: {reason} ({len(self.skipped)} skipped so far)")
+
     def _read(self, audio, index: int) -> np.ndarray:
         if isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__"):
-            clip = load_audio(audio, sampling_rate=self.sampling_rate)
+            clip = load_audio(audio, sampling_rate=self.sampling_rate, max_seconds=self.crop_seconds)
         elif isinstance(audio, Mapping) and "path" in audio and audio.get("array") is None:
-            clip = load_audio(audio["path"], sampling_rate=self.sampling_rate)
+            clip = load_audio(audio["path"], sampling_rate=self.sampling_rate, max_seconds=self.crop_seconds)
         elif isinstance(audio, (np.ndarray, torch.Tensor, list)):
             clip = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
         else:
             raise ValueError(f"row {index} audio must be a file path or an array of samples at "
                              f"{self.sampling_rate} Hz; got {type(audio).__name__}.")
         limit = self.crop_samples
-        return clip[..., :limit] if limit is not None and clip.ndim == 1 else clip
+        clip = to_mono(clip, name=f"row {index} audio")
+        clip = clip[:limit] if limit is not None else clip
+        if clip.shape[0] < MIN_AUDIO_SAMPLES:
+            raise ValueError(f"row {index} audio has {clip.shape[0]} samples; at least {MIN_AUDIO_SAMPLES} (25 ms) are needed.")
+        return clip
 
     def _empty_text(self) -> str:
         if self.empty_text is not None:
