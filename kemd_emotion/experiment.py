@@ -203,10 +203,22 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     if "ddp_find_unused_parameters" not in explicit and values.get("audio_representation") == "conv":
         # Every parameter gets a gradient with conv features; "hidden" may skip wav2vec2's mask embedding.
         values["ddp_find_unused_parameters"] = False
-    if "dataloader_pin_memory" not in explicit and not torch.cuda.is_available():
-        values["dataloader_pin_memory"] = False  # pinning needs an accelerator; torch warns on every loader otherwise
+    if not _has_accelerator():
+        if "use_cpu" not in explicit:
+            # Without it, a CPU-only `torchrun --nproc_per_node 2` leaves the Trainer thinking it is alone in every
+            # process (no DDP, each process its own "main"); with it, the processes join one gloo group.
+            values["use_cpu"] = True
+        if "dataloader_pin_memory" not in explicit:
+            values["dataloader_pin_memory"] = False  # pinning needs an accelerator; torch warns on every loader
     model_args, data_args, run_args = parser.parse_dict(values)
     return model_args, data_args, run_args, {"preset": preset, "explicit": sorted(explicit), "applied": applied}
+
+
+def _has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return bool(accelerator.is_available())
+    return torch.cuda.is_available()
 
 
 def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
@@ -554,6 +566,7 @@ class Experiment:
                 "resumed_from": Path(checkpoint).name if checkpoint else None,
                 "train_loss": train_output.training_loss, "seconds_this_session": round(time.time() - started, 1),
                 "world_size": self.args.world_size, "processes": processes, "predictions_aligned": aligned,
+                "distributed_type": str(trainer.accelerator.distributed_type.value),
             })
             write_json(fold_dir / "metrics.json", metrics)  # last: marks the fold done
             logger.info(
@@ -795,7 +808,8 @@ def describe_settings(model_args: ModelArguments, data_args: DataArguments, args
         f"  training: batch {args.per_device_train_batch_size} x {args.gradient_accumulation_steps} accumulation x "
         f"{args.world_size} process(es), learning rate {args.learning_rate}"
         f"{f' (heads {args.head_learning_rate})' if args.head_learning_rate else ''}, {args.num_train_epochs:g} epochs, "
-        f"{args.optim} eps {args.adam_epsilon}, warmup {args.warmup_steps}\n"
+        f"{getattr(args.optim, 'value', args.optim)} eps {args.adam_epsilon}, warmup {args.warmup_steps}, "
+        f"device {args.device}\n"
         f"  preset values used instead of the paper's defaults: {changed}\n"
         f"  output: {args.output_dir}"
     )
