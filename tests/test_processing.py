@@ -88,3 +88,13 @@ def test_load_audio_reads_any_rate_and_channel_count(tmp_path, rng):
 def test_bad_input_is_named(tiny_processor, kwargs, message):
     with pytest.raises(ValueError, match=message):
         tiny_processor(**kwargs)
+
+
+def test_integer_and_multichannel_arrays_are_scaled_then_down_mixed():
+    from kemd_emotion.processing_klue_wav2vec2 import to_mono
+
+    left = np.array([16384, -32767, 0, 32767] * 200, dtype=np.int16)
+    right = np.zeros_like(left)
+    mono = to_mono(np.stack([left, right], axis=1))  # (samples, channels) int16
+    np.testing.assert_allclose(mono, left / 32767 / 2, atol=1e-6)
+    np.testing.assert_allclose(to_mono(np.stack([left, right]).astype(np.float64)), (left / 2).astype(np.float32))
