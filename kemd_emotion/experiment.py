@@ -7,6 +7,7 @@ Run directory (``OUTPUT_DIR``)::
 
     run_args.json                        all arguments of the run (the latest invocation)
     processor/                           the processor every fold uses (tokenizer + feature extractor)
+    skipped_audio.json                   rows left out because their audio cannot be used (segment_id -> reason)
     sample_corpus/, cache/               the embedded default's synthetic corpus and its datasets cache
     {fusion}/fold{k}/metrics.json        test metrics of fold k (k = 0..K-1); written last: it marks the fold done
     {fusion}/fold{k}/predictions.npz     segment_id (N,), logits (N, 7), regression (N, 2), labels (N, 7),
@@ -15,7 +16,7 @@ Run directory (``OUTPUT_DIR``)::
                                          (unless --keep_checkpoints)
     {fusion}/all_data/checkpoint-*/      with --final_model all_data: checkpoints of the training on all rows
     {fusion}/final/                      the saved model (safetensors + code, trust_remote_code) and processor;
-                                         final_info.json says what it is
+                                         final_info.json says what it is; README.md + figures: its model card
     summary.json, summary.md             the table: mean ± std over folds
 
 Resuming: start the same command with the same ``--output_dir``. A fold whose ``metrics.json`` exists is skipped; a
@@ -214,6 +215,19 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     return model_args, data_args, run_args, {"preset": preset, "explicit": sorted(explicit), "applied": applied}
 
 
+def audio_problem(path: str, max_seconds: float | None) -> str | None:
+    """Why the clip at `path` cannot be used (unreadable, not finite, under 25 ms once cropped), or None."""
+    from .processing_klue_wav2vec2 import load_audio
+
+    try:
+        clip = load_audio(path, max_seconds=max_seconds)
+    except ValueError as error:
+        return str(error)
+    if clip.shape[0] < MIN_AUDIO_SAMPLES:
+        return f"{clip.shape[0]} samples; the speech encoder needs at least {MIN_AUDIO_SAMPLES} (25 ms)"
+    return None
+
+
 def _has_accelerator() -> bool:
     accelerator = getattr(torch, "accelerator", None)
     if accelerator is not None and hasattr(accelerator, "is_available"):
@@ -345,17 +359,40 @@ class Experiment:
                                      cache_dir=cache_dir, return_report=True)
         if self.is_main:
             logger.info("%s", report.summary())
-        # A clip shorter than wav2vec2's receptive field cannot be encoded: report and drop it, never crash later.
-        min_seconds = MIN_AUDIO_SAMPLES / SAMPLING_RATE
-        too_short = [i for i, seconds in enumerate(dataset["duration"]) if not seconds >= min_seconds]
-        if too_short:
-            if self.is_main:
-                logger.warning("Skipping %d clip(s) shorter than %.0f ms: %s", len(too_short), min_seconds * 1000,
-                               ", ".join(dataset.select(too_short[:10])["segment_id"]))
-            dataset = dataset.select(sorted(set(range(len(dataset))) - set(too_short)))
         if data.max_samples is not None:
             dataset = dataset.select(range(min(data.max_samples, len(dataset))))
         self.data_dir = str(data_dir)
+        return self._drop_unusable_audio(dataset)
+
+    def _drop_unusable_audio(self, dataset):
+        """Decode every clip once (up to the crop) and drop, with a report, those the model could not take.
+
+        The builder reads wav headers only; a file corrupt past its header, or under 25 ms, would otherwise make the
+        collator drop it from a batch mid-run, and test predictions would no longer line up with the test rows.
+        The main process checks and writes ``skipped_audio.json`` (segment_id -> reason); the others read it.
+        """
+        record = self.output_dir / "skipped_audio.json"
+        if record.exists():
+            problems = json.loads(record.read_text(encoding="utf-8"))
+        elif not self.is_main:
+            raise RuntimeError(f"the main process should have written {record}; it is not there.")
+        else:
+            from tqdm.auto import tqdm
+
+            problems = {}
+            rows = zip(dataset["segment_id"], dataset["audio"])
+            for segment_id, path in tqdm(rows, total=len(dataset), desc="checking audio", unit="clip",
+                                         disable=self.args.disable_tqdm):
+                problem = audio_problem(path, self.data_args.max_audio_seconds)
+                if problem is not None:
+                    problems[segment_id] = problem
+            write_json(record, problems)
+        if problems:
+            if self.is_main:
+                logger.warning("Skipping %d row(s) whose audio cannot be used (see %s): %s", len(problems), record,
+                               "; ".join(f"{key}: {value}" for key, value in list(problems.items())[:5]))
+            keep = [i for i, segment_id in enumerate(dataset["segment_id"]) if segment_id not in problems]
+            dataset = dataset.select(keep)
         return dataset
 
     def _load_or_build_processor(self) -> KlueWav2Vec2Processor:
@@ -488,6 +525,7 @@ class Experiment:
         if self.is_main:
             summary = write_summary(self.output_dir, self.fusions, self.fold_numbers)
             summary["wall_seconds_this_session"] = round(time.time() - started, 1)
+            self.write_model_cards()
             print("\n" + (self.output_dir / "summary.md").read_text(), flush=True)
         self.state.wait_for_everyone()
         return summary
@@ -550,11 +588,14 @@ class Experiment:
             logits, regression = (np.asarray(a) for a in prediction.predictions)
             labels, regression_labels = (np.asarray(a) for a in prediction.label_ids)
             expected = np.stack([np.asarray(test["arousal"]), np.asarray(test["valence"])], axis=1)
-            aligned = bool(np.allclose(regression_labels, expected, atol=1e-5))
+            aligned = regression_labels.shape == expected.shape and bool(
+                np.allclose(regression_labels, expected, atol=1e-5))
+            segment_ids = np.asarray(test["segment_id"])
             if not aligned:
-                logger.error("%s fold %d: gathered targets are not in the test rows' order; segment_id in "
-                             "predictions.npz may not match.", fusion, fold)
-            write_npz(fold_dir / "predictions.npz", segment_id=np.asarray(test["segment_id"]), logits=logits,
+                logger.error("%s fold %d: the %d gathered predictions do not line up with the %d test rows; "
+                             "predictions.npz gets empty segment IDs.", fusion, fold, len(logits), len(test))
+                segment_ids = np.full(len(logits), "", dtype=segment_ids.dtype)
+            write_npz(fold_dir / "predictions.npz", segment_id=segment_ids, logits=logits,
                       regression=regression, labels=labels, regression_labels=regression_labels)
             metrics = compute_emotion_metrics(logits, labels, regression, regression_labels)
             train_labels = _multi_hot(train["emotion"])
@@ -617,15 +658,23 @@ class Experiment:
                 "audio_model": self.model_args.audio_model}
         write_json(final_dir / "final_info.json", info)
         logger.info("%s: saved the final model (%s) to %s.", fusion, info["origin"], final_dir)
+
+    def write_model_cards(self) -> None:
+        """README.md and figures for every final model of this run (main process, after the folds' metrics)."""
         try:
             from .modelcard import write_model_card
         except ImportError:
-            logger.info("No model-card writer in this installation; %s has no README.md.", final_dir)
+            logger.info("No model-card writer in this installation: the final models get no README.md.")
             return
-        try:
-            write_model_card(self.output_dir, fusion, final_dir)
-        except Exception as error:  # a card is a nicety: never lose a finished training to it
-            logger.warning("Could not write the model card of %s: %s: %s", final_dir, type(error).__name__, error)
+        for fusion in self.fusions:
+            final_dir = self.output_dir / fusion / "final"
+            if not (final_dir / "final_info.json").exists():
+                continue
+            try:
+                path = write_model_card(self.output_dir, fusion, final_dir)
+                logger.info("%s: model card written to %s.", fusion, path)
+            except Exception as error:  # a card is a nicety: never lose a finished run to it
+                logger.warning("Could not write the model card of %s: %s: %s", final_dir, type(error).__name__, error)
 
 
 # ---------------------------------------------------------------------------------------------------- the table

@@ -162,6 +162,28 @@ def _parsed(tmp_path, *argv):
     return parse_arguments(["--output_dir", str(tmp_path), "--use_cpu", "true", *argv])
 
 
+def test_unusable_audio_is_reported_and_left_out(tmp_path, sample_dir):
+    """A wav that passes the builder (valid header) but is 5 ms long or holds NaN is dropped before any fold."""
+    import soundfile
+
+    from kemd_emotion.data import load_kemdy
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(sample_dir, corpus)
+    rows = load_kemdy(corpus, cache_dir=tmp_path / "cache0")
+    short, broken = rows[0], rows[1]
+    soundfile.write(short["audio"], np.zeros(80, dtype=np.float32), 16000, subtype="PCM_16")
+    soundfile.write(broken["audio"], np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    experiment = Experiment(*_parsed(tmp_path / "run", "--sample_dir", str(corpus), "--sample_size", "tiny",
+                                     "--num_folds", "2", "--sample_vocab_size", "300"))
+    experiment.prepare()
+    problems = read_json(tmp_path / "run" / "skipped_audio.json")
+    assert set(problems) == {short["segment_id"], broken["segment_id"]}
+    assert "NaN" in problems[broken["segment_id"]] and "25 ms" in problems[short["segment_id"]]
+    assert len(experiment.dataset) == len(rows) - 2
+    assert sum(len(test) for _, test in experiment.folds) == len(rows) - 2
+
+
 def test_summary_table_mean_and_std(tmp_path):
     for fusion, values in (("text", (0.40, 0.50)), ("cat", (0.70, 0.74))):
         for fold, value in enumerate(values):
