@@ -127,6 +127,35 @@ def test_killed_run_resumes_without_recomputing(tmp_path, sample_dir):
     np.testing.assert_allclose(ours["regression"], theirs["regression"], atol=1e-5)
 
 
+def test_pretrained_encoders_from_local_folders(tmp_path, sample_dir):
+    """--text_model / --audio_model take folders (or hub ids): encoders, tokenizer and feature extractor load from
+    them, the paper's preset applies, and the final model keeps their weights' shapes."""
+    import torch
+    from transformers import BertModel, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    from kemd_emotion.experiment import main
+    from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_audio_config, tiny_text_config, train_wordpiece_tokenizer
+
+    text_dir, audio_dir = tmp_path / "bert", tmp_path / "wav2vec2"
+    tokenizer = train_wordpiece_tokenizer(DEFAULT_TEXTS, vocab_size=200)
+    torch.manual_seed(0)
+    BertModel(tiny_text_config(vocab_size=len(tokenizer))).save_pretrained(text_dir)
+    tokenizer.save_pretrained(text_dir)
+    Wav2Vec2Model(tiny_audio_config()).save_pretrained(audio_dir)
+    Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(audio_dir)
+
+    output_dir = tmp_path / "run"
+    summary = main(["--text_model", str(text_dir), "--audio_model", str(audio_dir), "--data_dir", str(sample_dir),
+                    "--output_dir", str(output_dir), "--fusion", "add", "--num_folds", "2", "--folds", "1",
+                    "--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--disable_tqdm", "true"])
+    assert summary["rows"]["add"]["folds"] == [1] and summary["text_model"] == str(text_dir)
+    run_args = read_json(output_dir / "run_args.json")
+    assert run_args["preset"]["preset"] == "paper" and run_args["training"]["learning_rate"] == 1e-5
+    final = output_dir / "add" / "final"
+    assert read_json(final / "config.json")["text_config"]["vocab_size"] == len(tokenizer)
+    assert (final / "tokenizer.json").exists() and read_json(final / "final_info.json")["origin"] == "last_fold"
+
+
 def test_presets_and_explicit_options():
     model, data, args, preset = parse_arguments([])
     assert preset["preset"] == "sample" and model.text_model is None
