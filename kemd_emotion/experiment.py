@@ -282,8 +282,8 @@ class ExitAfterSaveCallback(TrainerCallback):
             os._exit(75)
 
 
-class CountTrainSamples(TrainerCallback):
-    """Counts the training micro-batches this process ran (evidence that every rank took part)."""
+class CountTrainingSteps(TrainerCallback):
+    """Counts the optimizer steps this process ran in this session (evidence that every rank took part)."""
 
     def __init__(self):
         self.steps = 0
@@ -335,6 +335,8 @@ class Experiment:
                 self._check_previous_run()
             self.dataset = self._load_dataset()
             self.processor = self._load_or_build_processor()
+            if self.is_main:
+                self._fetch_encoders()
         self.folds = _kfold(self.dataset, self.data_args)
         if self.is_main:
             sizes = [len(test) for _, test in self.folds]
@@ -425,6 +427,15 @@ class Experiment:
                                           max_text_length=data.max_text_length)
         processor.save_pretrained(directory)
         return processor
+
+    def _fetch_encoders(self) -> None:
+        """Download hub encoders once, on the main process, before every process loads them from the cache."""
+        from transformers import AutoModel
+
+        for name in (self.model_args.text_model, self.model_args.audio_model):
+            if name is not None and not os.path.isdir(name):
+                logger.info("Fetching %s ...", name)
+                AutoModel.from_pretrained(name)  # fills the hub cache; the weights are loaded again per fold
 
     def _check_previous_run(self) -> None:
         """Refuse to mix folds of a different split or corpus into an existing run directory."""
@@ -524,8 +535,9 @@ class Experiment:
         summary = None
         if self.is_main:
             summary = write_summary(self.output_dir, self.fusions, self.fold_numbers)
-            summary["wall_seconds_this_session"] = round(time.time() - started, 1)
             self.write_model_cards()
+            logger.info("%d fold(s) of %s in %.0f s; the table is in %s.", len(jobs), ", ".join(self.fusions),
+                        time.time() - started, self.output_dir / "summary.md")
             print("\n" + (self.output_dir / "summary.md").read_text(), flush=True)
         self.state.wait_for_everyone()
         return summary
@@ -563,7 +575,7 @@ class Experiment:
         train_indices, test_indices = self.folds[fold]
         train, test = self.dataset.select(train_indices), self.dataset.select(test_indices)
         fold_dir = self.output_dir / fusion / f"fold{fold}"
-        counter = CountTrainSamples()
+        counter = CountTrainingSteps()
         trainer = self._trainer(fusion, fold_dir, train, callbacks=[counter])
         checkpoint = self._agree(get_last_checkpoint(str(fold_dir)) if fold_dir.is_dir() else None)
         if self.is_main:
