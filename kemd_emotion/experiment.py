@@ -34,7 +34,6 @@ import dataclasses
 import gc
 import json
 import logging
-import math
 import os
 import shutil
 import socket
@@ -47,9 +46,10 @@ import numpy as np
 import torch
 import transformers
 from transformers import HfArgumentParser, TrainerCallback, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .configuration_klue_wav2vec2 import EMOTIONS, FUSIONS, KlueWav2Vec2EmotionConfig
+from .configuration_klue_wav2vec2 import FUSIONS, KlueWav2Vec2EmotionConfig
 from .metrics import compute_emotion_metrics, majority_baseline
 from .modeling_klue_wav2vec2 import KlueWav2Vec2ForEmotion
 from .processing_klue_wav2vec2 import MIN_AUDIO_SAMPLES, SAMPLING_RATE, KlueWav2Vec2Processor
@@ -577,7 +577,7 @@ class Experiment:
         fold_dir = self.output_dir / fusion / f"fold{fold}"
         counter = CountTrainingSteps()
         trainer = self._trainer(fusion, fold_dir, train, callbacks=[counter])
-        checkpoint = self._agree(get_last_checkpoint(str(fold_dir)) if fold_dir.is_dir() else None)
+        checkpoint = self._agree(last_complete_checkpoint(fold_dir) if self.is_main else None)
         if self.is_main:
             what = f"resuming from {Path(checkpoint).name}" if checkpoint else "training"
             logger.info("%s fold %d/%d: %s on %d rows, testing on %d.", fusion, fold, len(self.folds), what,
@@ -647,7 +647,7 @@ class Experiment:
             return
         directory = self.output_dir / fusion / "all_data"
         trainer = self._trainer(fusion, directory, self.dataset)
-        checkpoint = self._agree(get_last_checkpoint(str(directory)) if directory.is_dir() else None)
+        checkpoint = self._agree(last_complete_checkpoint(directory) if self.is_main else None)
         if self.is_main:
             logger.info("%s: training the final model on all %d rows%s.", fusion, len(self.dataset),
                         f", resuming from {Path(checkpoint).name}" if checkpoint else "")
@@ -687,6 +687,31 @@ class Experiment:
                 logger.info("%s: model card written to %s.", fusion, path)
             except Exception as error:  # a card is a nicety: never lose a finished run to it
                 logger.warning("Could not write the model card of %s: %s: %s", final_dir, type(error).__name__, error)
+
+
+def last_complete_checkpoint(directory: str | os.PathLike) -> str | None:
+    """The newest Trainer checkpoint in `directory` that was written to the end, or None.
+
+    The Trainer writes ``trainer_state.json`` last (and removes older checkpoints only after it), so a job killed
+    while saving leaves a newer folder without a readable state: it is removed, and the previous one is used.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    candidates = sorted(
+        (path for path in directory.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if path.is_dir() and path.name.split("-")[-1].isdigit()),
+        key=lambda path: int(path.name.split("-")[-1]),
+        reverse=True,
+    )
+    for path in candidates:
+        try:
+            json.loads((path / TRAINER_STATE_NAME).read_text())
+        except (OSError, ValueError):
+            logger.warning("Removing %s: it was not written to the end (the job was killed while saving).", path)
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        return str(path)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------- the table
@@ -894,6 +919,7 @@ __all__ = [
     "parse_arguments",
     "write_summary",
     "format_table",
+    "last_complete_checkpoint",
     "main",
     "SAMPLE_PRESET",
     "EXIT_AFTER_SAVE_ENV",

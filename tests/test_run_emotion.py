@@ -12,10 +12,11 @@ import pytest
 
 from kemd_emotion.experiment import (
     EXIT_AFTER_SAVE_ENV,
-    _has_accelerator,
     SAMPLE_PRESET,
     Experiment,
+    _has_accelerator,
     format_table,
+    last_complete_checkpoint,
     parse_arguments,
     write_json,
     write_summary,
@@ -154,6 +155,18 @@ def test_pretrained_encoders_from_local_folders(tmp_path, sample_dir):
     final = output_dir / "add" / "final"
     assert read_json(final / "config.json")["text_config"]["vocab_size"] == len(tokenizer)
     assert (final / "tokenizer.json").exists() and read_json(final / "final_info.json")["origin"] == "last_fold"
+
+
+def test_a_checkpoint_cut_short_is_not_resumed_from(tmp_path):
+    complete, cut = tmp_path / "checkpoint-2", tmp_path / "checkpoint-4"
+    for path in (complete, cut):
+        path.mkdir()
+        (path / "model.safetensors").write_bytes(b"")
+    (complete / "trainer_state.json").write_text('{"global_step": 2}')
+    (tmp_path / "checkpoint-10-old").mkdir()
+    assert last_complete_checkpoint(tmp_path) == str(complete)
+    assert not cut.exists()
+    assert last_complete_checkpoint(tmp_path / "missing") is None
 
 
 def test_presets_and_explicit_options():
