@@ -28,7 +28,13 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .configuration_klue_wav2vec2 import EMOTIONS
 from .metrics import THRESHOLD, compute_emotion_metrics, predict_emotions
 
-TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_cards" / "template.md"
+TEMPLATE_PATH = next(
+    (path for path in (
+        Path(__file__).resolve().parent / "model_cards" / "template.md",  # an installed package (copied by setup.py)
+        Path(__file__).resolve().parent.parent / "model_cards" / "template.md",  # the repository / editable install
+    ) if path.is_file()),
+    Path(__file__).resolve().parent.parent / "model_cards" / "template.md",
+)
 """The card template (Jinja2, rendered by `ModelCard.from_template`)."""
 
 FIGURES = {"emotions": "emotions.png", "arousal_valence": "arousal_valence.png"}
