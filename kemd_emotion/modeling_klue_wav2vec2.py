@@ -323,25 +323,9 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             regression_labels (`(batch, 2)` floats): arousal then valence on the 1-5 scale.
         """
         config = self.config
-        batch_sizes = {}
-        text_embeds = audio_embeds = None
-        if config.uses_text:
-            if input_ids is None:
-                raise ValueError(f"fusion={config.fusion!r} needs text: input_ids is None.")
-            if input_ids.dim() != 2:
-                raise ValueError(f"input_ids must be (batch, tokens); got shape {tuple(input_ids.shape)}.")
-            batch_sizes["input_ids"] = input_ids.shape[0]
-            text_embeds = self.encode_text(input_ids, attention_mask, token_type_ids)
-        if config.uses_audio:
-            if input_values is None:
-                raise ValueError(f"fusion={config.fusion!r} needs speech: input_values is None.")
-            if input_values.dim() != 2:
-                raise ValueError(f"input_values must be (batch, samples) mono audio; got shape {tuple(input_values.shape)}.")
-            batch_sizes["input_values"] = input_values.shape[0]
-        if len(set(batch_sizes.values())) > 1:
-            raise ValueError(f"text and audio batch sizes differ: {batch_sizes}.")
-        if config.uses_audio:
-            audio_embeds = self.encode_audio(input_values, audio_attention_mask)
+        self.check_inputs(input_ids, input_values)
+        text_embeds = self.encode_text(input_ids, attention_mask, token_type_ids) if config.uses_text else None
+        audio_embeds = self.encode_audio(input_values, audio_attention_mask) if config.uses_audio else None
 
         if config.fusion == "cat":
             fused = torch.cat([text_embeds, audio_embeds], dim=-1)
@@ -377,6 +361,23 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else config.return_dict
         return output if return_dict else output.to_tuple()
+
+    def check_inputs(self, input_ids: torch.Tensor | None, input_values: torch.Tensor | None) -> None:
+        """Raise a ValueError when a modality the fusion needs is missing, mis-shaped, or the batch sizes differ."""
+        fusion = self.config.fusion
+        needed = {"input_ids": (self.config.uses_text, input_ids, "text", "(batch, tokens)"),
+                  "input_values": (self.config.uses_audio, input_values, "speech", "(batch, samples) mono audio")}
+        batch_sizes = {}
+        for name, (used, tensor, modality, shape) in needed.items():
+            if not used:
+                continue
+            if tensor is None:
+                raise ValueError(f"fusion={fusion!r} needs {modality}: {name} is None.")
+            if tensor.dim() != 2:
+                raise ValueError(f"{name} must be {shape}; got shape {tuple(tensor.shape)}.")
+            batch_sizes[name] = tensor.shape[0]
+        if len(set(batch_sizes.values())) > 1:
+            raise ValueError(f"text and audio batch sizes differ: {batch_sizes}.")
 
     def regression_loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """MSE, or 1 - CCC averaged over arousal and valence, as the config says."""
