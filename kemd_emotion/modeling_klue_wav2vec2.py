@@ -11,6 +11,7 @@ batch of longer ones, whichever feature encoder the checkpoint has.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -231,6 +232,16 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         audio_model, audio_config = load(audio_model_name_or_path, fusion != "text", "audio", audio_model_kwargs)
         config = KlueWav2Vec2EmotionConfig(text_config=text_config, audio_config=audio_config, **config_kwargs)
         return cls(config, text_model=text_model, audio_model=audio_model)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, plus the pipeline's code and its `custom_pipelines` entry, so that
+        `pipeline("emotion-multimodal", model=save_directory, trust_remote_code=True)` works where kemd_emotion is not
+        installed (the config, model and processor code is copied by `register_for_auto_class`)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        from .pipeline_emotion import add_pipeline_files  # lazy: the pipeline module imports torch pipelines
+
+        if os.path.isfile(os.path.join(save_directory, "config.json")):
+            add_pipeline_files(save_directory)
 
     def freeze_feature_encoder(self) -> None:
         """Stop gradients into wav2vec2's convolutional feature encoder (common when fine-tuning wav2vec2)."""

@@ -39,8 +39,9 @@ def test_checkpoint_holds_safetensors_code_and_auto_map(saved):
     directory, model = saved
     files = set(os.listdir(directory))
     assert "model.safetensors" in files and not any(f.endswith(".bin") for f in files)
-    assert CODE_FILES <= files
+    assert CODE_FILES | {"pipeline_emotion.py"} <= files
     config = json.loads((directory / "config.json").read_text())
+    assert config["custom_pipelines"]["emotion-multimodal"]["impl"] == "pipeline_emotion.EmotionMultimodalPipeline"
     assert config["auto_map"] == {
         "AutoConfig": "configuration_klue_wav2vec2.KlueWav2Vec2EmotionConfig",
         "AutoModel": "modeling_klue_wav2vec2.KlueWav2Vec2ForEmotion",
@@ -96,8 +97,12 @@ def test_trust_remote_code_loads_without_the_package(saved, tiny_processor, tmp_
         inputs = processor(text={TEXTS!r}, audio=[data["a"], data["b"]], sampling_rate=16000)
         with torch.no_grad():
             out = model(**inputs)
+        from transformers import pipeline
+        classifier = pipeline("emotion-multimodal", model={str(directory)!r}, trust_remote_code=True)
+        scored = classifier({{"text": {TEXTS[0]!r}, "audio": data["a"]}})
         print(json.dumps({{"logits": out.logits.tolist(), "regression": out.regression.tolist(),
-                          "module": type(model).__module__}}))
+                          "module": type(model).__module__, "pipeline": type(classifier).__module__,
+                          "arousal": scored["arousal"]}}))
         """
     )
     rng = np.random.default_rng(0)
@@ -111,3 +116,6 @@ def test_trust_remote_code_loads_without_the_package(saved, tiny_processor, tmp_
     assert got["module"].startswith("transformers_modules")
     np.testing.assert_allclose(got["logits"], expected.logits.numpy(), atol=1e-6)
     np.testing.assert_allclose(got["regression"], expected.regression.numpy(), atol=1e-6)
+    # a plain save_pretrained carries the pipeline too
+    assert got["pipeline"].startswith("transformers_modules")
+    assert got["arousal"] == pytest.approx(expected.regression[0, 0].item(), abs=1e-4)
