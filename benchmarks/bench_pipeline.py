@@ -55,9 +55,12 @@ def main():
                 for batch in prepared:
                     classifier.model(**batch)
 
-        clips = [kemd_emotion.load_audio(item["audio"]) for item in inputs]
+        # the same batches the pipeline forms: longest clips first
+        order = sorted(range(args.inputs), key=lambda i: -len(kemd_emotion.load_audio(inputs[i]["audio"])))
+        texts = [inputs[i]["text"] for i in order]
+        clips = [kemd_emotion.load_audio(inputs[i]["audio"]) for i in order]
         prepared = [
-            processor(text=[x["text"] for x in inputs[i : i + args.batch]], audio=clips[i : i + args.batch])
+            processor(text=texts[i : i + args.batch], audio=clips[i : i + args.batch])
             for i in range(0, args.inputs, args.batch)
         ]
         times = {

@@ -92,6 +92,20 @@ def check_input(item: IndexedInput, needs_text: bool, needs_audio: bool) -> None
             )
 
 
+def audio_seconds(audio) -> float:
+    """Duration of one input's audio without decoding it (a file's header); 0.0 when it cannot be told."""
+    try:
+        if isinstance(audio, (str, os.PathLike)):
+            import soundfile
+
+            return float(soundfile.info(os.fspath(audio)).duration)
+        if isinstance(audio, Mapping):
+            return np.shape(audio["array"])[-1] / float(audio["sampling_rate"])
+        return max(np.shape(audio)) / SAMPLING_RATE
+    except Exception:  # an unreadable input is reported, with its index, when it is decoded
+        return 0.0
+
+
 def load_input_audio(item: IndexedInput) -> np.ndarray:
     """Decode the (already checked) audio of one input: mono float32 at 16 kHz, full length, `(samples,)`."""
     name, audio = f"{item.name}['audio']", item.value["audio"]
@@ -243,7 +257,16 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             items = [IndexedInput(index, value) for index, value in enumerate(inputs)]
             for item in items:  # fail before any work, naming the first bad item
                 check_input(item, **needs)
-            return super().__call__(items, **kwargs) if items else []
+            batch_size = kwargs.get("batch_size", self._batch_size) or 1
+            if batch_size == 1 or len(items) < 2 or not self.needs_audio:
+                return super().__call__(items, **kwargs) if items else []
+            # Batches of similar durations pad less: score longest first, answer in the order given.
+            order = sorted(range(len(items)), key=lambda i: -audio_seconds(items[i].value["audio"]))
+            scored = super().__call__([items[i] for i in order], **kwargs)
+            answers = [None] * len(items)
+            for position, index in enumerate(order):
+                answers[index] = scored[position]
+            return answers
         if isinstance(inputs, Mapping):
             item = IndexedInput(None, inputs)
             check_input(item, **needs)

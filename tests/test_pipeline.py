@@ -101,13 +101,21 @@ def test_batches_give_the_same_numbers_as_one_at_a_time(pipe, model, monkeypatch
     inputs = [{"text": text, "audio": speech_like(rng, seconds)} for text, seconds in zip(texts, [0.4, 2.5, 1.1, 0.7, 1.6])]
     single = np.stack([flat(pipe(item)) for item in inputs])
 
-    batch_sizes = []
+    batch_sizes, seconds = [], []
+
+    def spy(**kw):
+        batch_sizes.append(len(kw["input_ids"]))
+        seconds.append([round(n / 16000, 2) for n in kw["audio_attention_mask"].sum(-1).tolist()])
+        return forward(**kw)
+
     forward = model.forward
-    monkeypatch.setattr(model, "forward", lambda **kw: batch_sizes.append(len(kw["input_ids"])) or forward(**kw))
+    monkeypatch.setattr(model, "forward", spy)
     for batch_size in (2, 5):
         batched = np.stack([flat(result) for result in pipe(inputs, batch_size=batch_size)])
-        np.testing.assert_allclose(batched, single, atol=ATOL)
+        np.testing.assert_allclose(batched, single, atol=ATOL)  # answers come back in the order given
     assert batch_sizes == [2, 2, 1, 5]  # really batched, the last batch short
+    # batches are formed longest first, so clips of similar length share a batch and pad little
+    assert seconds[:3] == [[2.5, 1.6], [1.1, 0.7], [0.4]]
 
 
 def test_top_k_and_threshold(pipe, clip):
