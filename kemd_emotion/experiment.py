@@ -52,7 +52,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from .configuration_klue_wav2vec2 import FUSIONS, KlueWav2Vec2EmotionConfig
 from .metrics import compute_emotion_metrics, majority_baseline
 from .modeling_klue_wav2vec2 import KlueWav2Vec2ForEmotion
-from .processing_klue_wav2vec2 import MIN_AUDIO_SAMPLES, SAMPLING_RATE, KlueWav2Vec2Processor
+from .processing_klue_wav2vec2 import SAMPLING_RATE, KlueWav2Vec2Processor
 from .trainer import EmotionTrainer, EmotionTrainingArguments
 
 logger = logging.getLogger("kemd_emotion.experiment")
@@ -216,15 +216,16 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
 
 
 def audio_problem(path: str, max_seconds: float | None) -> str | None:
-    """Why the clip at `path` cannot be used (unreadable, not finite, under 25 ms once cropped), or None."""
-    from .processing_klue_wav2vec2 import load_audio
+    """Why the clip at `path` cannot be used (unreadable, not finite, under 25 ms once cropped), or None.
+
+    The same reading and checks as the collator's, so a clip that passes here is never dropped from a batch.
+    """
+    from .data.collator import read_clip
 
     try:
-        clip = load_audio(path, max_seconds=max_seconds)
+        read_clip(path, SAMPLING_RATE, max_seconds, name=f"audio file {path!r}")
     except ValueError as error:
         return str(error)
-    if clip.shape[0] < MIN_AUDIO_SAMPLES:
-        return f"{clip.shape[0]} samples; the speech encoder needs at least {MIN_AUDIO_SAMPLES} (25 ms)"
     return None
 
 

@@ -48,9 +48,8 @@ def save_checkpoint(model, processor, save_directory: str | os.PathLike, card: M
     """
     directory = Path(save_directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
+    model.save_pretrained(directory)  # also copies the pipeline code and names it in config.json
     processor.save_pretrained(directory)
-    add_pipeline_files(directory)
     if card is not None:
         (directory / "README.md").write_text(str(card), encoding="utf-8")
     check_checkpoint(directory)

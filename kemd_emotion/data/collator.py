@@ -33,6 +33,30 @@ def multi_hot(emotions: Sequence[str], name: str = "emotion") -> np.ndarray:
     return vector
 
 
+def read_clip(audio, sampling_rate: int = 16000, max_seconds: float | None = None, name: str = "audio") -> np.ndarray:
+    """One row's audio as a usable clip: mono float32 `(samples,)` at `sampling_rate`, cropped to `max_seconds`.
+
+    `audio` is a file path (read with `load_audio`: any rate, any channel count), a `{"path": ...}` dict, or an
+    array already at `sampling_rate`. Raises a ValueError naming `name` (or the file) when the audio cannot be
+    read, is not finite, or is shorter than wav2vec2's 25 ms receptive field once cropped.
+    """
+    if isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__"):
+        clip = load_audio(audio, sampling_rate=sampling_rate, max_seconds=max_seconds)
+    elif isinstance(audio, Mapping) and "path" in audio and audio.get("array") is None:
+        clip = load_audio(audio["path"], sampling_rate=sampling_rate, max_seconds=max_seconds)
+    elif isinstance(audio, (np.ndarray, torch.Tensor, list)):
+        clip = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+    else:
+        raise ValueError(f"{name} must be a file path or an array of samples at {sampling_rate} Hz; "
+                         f"got {type(audio).__name__}.")
+    clip = to_mono(clip, name=name)
+    if max_seconds is not None:
+        clip = clip[: int(round(max_seconds * sampling_rate))]
+    if clip.shape[0] < MIN_AUDIO_SAMPLES:
+        raise ValueError(f"{name} has {clip.shape[0]} samples; at least {MIN_AUDIO_SAMPLES} (25 ms) are needed.")
+    return clip
+
+
 @dataclass
 class KemdyCollator:
     """Turn a list of dataset rows (dicts) into one batch for `KlueWav2Vec2ForEmotion`.
@@ -125,21 +149,7 @@ class KemdyCollator:
             logger.warning(f"skipping {key}: {reason} ({len(self.skipped)} skipped so far)")
 
     def _read(self, audio, index: int) -> np.ndarray:
-        if isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__"):
-            clip = load_audio(audio, sampling_rate=self.sampling_rate, max_seconds=self.crop_seconds)
-        elif isinstance(audio, Mapping) and "path" in audio and audio.get("array") is None:
-            clip = load_audio(audio["path"], sampling_rate=self.sampling_rate, max_seconds=self.crop_seconds)
-        elif isinstance(audio, (np.ndarray, torch.Tensor, list)):
-            clip = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
-        else:
-            raise ValueError(f"row {index} audio must be a file path or an array of samples at "
-                             f"{self.sampling_rate} Hz; got {type(audio).__name__}.")
-        limit = self.crop_samples
-        clip = to_mono(clip, name=f"row {index} audio")
-        clip = clip[:limit] if limit is not None else clip
-        if clip.shape[0] < MIN_AUDIO_SAMPLES:
-            raise ValueError(f"row {index} audio has {clip.shape[0]} samples; at least {MIN_AUDIO_SAMPLES} (25 ms) are needed.")
-        return clip
+        return read_clip(audio, self.sampling_rate, self.crop_seconds, name=f"row {index} audio")
 
     def _empty_text(self) -> str:
         if self.empty_text is not None:
