@@ -250,10 +250,6 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         self.config.freeze_feature_encoder = True
 
     # ------------------------------------------------------------------ encoders
-    def audio_frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
-        """Number of real wav2vec2 frames for clips of `sample_lengths` samples (`(batch,)` long tensor)."""
-        return self.audio_model._get_feat_extract_output_lengths(sample_lengths, add_adapter=False).long()
-
     def encode_text(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
         """Pooled text vector `(batch, text_hidden_size)` from token ids `(batch, tokens)`."""
         if attention_mask is None:
