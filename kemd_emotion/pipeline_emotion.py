@@ -38,6 +38,9 @@ TASK = "emotion-multimodal"
 CUSTOM_PIPELINE = {"impl": "pipeline_emotion.EmotionMultimodalPipeline", "pt": ["AutoModel"], "type": "multimodal"}
 """The `config.custom_pipelines` entry that lets `trust_remote_code=True` find this file in a checkpoint."""
 
+ENDPOINT_HANDLER = "handler.py"
+"""The Inference Endpoints handler (`EndpointHandler`) that `add_pipeline_files` copies into checkpoints too."""
+
 EXPECTED_INPUT = "{'text': str, 'audio': path | np.ndarray (16 kHz) | {'array': np.ndarray, 'sampling_rate': int}}"
 
 
@@ -369,7 +372,8 @@ class EmotionMultimodalPipeline(ChunkPipeline):
 
 
 def add_pipeline_files(checkpoint_dir: str | os.PathLike) -> None:
-    """Copy this file into a saved checkpoint and name it in `config.json` under `custom_pipelines`.
+    """Copy this file (and the Inference Endpoints `handler.py`) into a saved checkpoint and name the pipeline in
+    `config.json` under `custom_pipelines`.
 
     Afterwards `pipeline("emotion-multimodal", model=checkpoint_dir, trust_remote_code=True)` works in a process
     where kemd_emotion cannot be imported (the model, config and processor code is copied by their own
@@ -384,9 +388,12 @@ def add_pipeline_files(checkpoint_dir: str | os.PathLike) -> None:
     with open(config_path, "w", encoding="utf-8") as handle:
         json.dump(config, handle, indent=2, sort_keys=True, ensure_ascii=False)
         handle.write("\n")
-    target = os.path.join(checkpoint_dir, os.path.basename(__file__))
-    if os.path.abspath(target) != os.path.abspath(__file__):
-        shutil.copyfile(__file__, target)
+    # The Inference Endpoints handler sits next to this file in the package (not in a remote-code copy of it).
+    handler = os.path.join(os.path.dirname(os.path.abspath(__file__)), ENDPOINT_HANDLER)
+    for source in (__file__, handler) if os.path.isfile(handler) else (__file__,):
+        target = os.path.join(checkpoint_dir, os.path.basename(source))
+        if os.path.abspath(target) != os.path.abspath(source):
+            shutil.copyfile(source, target)
 
 
 __all__ = ["EmotionMultimodalPipeline", "TASK", "add_pipeline_files", "window_bounds"]
