@@ -369,12 +369,12 @@ def build_demo(model, *, device: str | int | None = "cpu", threshold: float | No
             output = predict(classifier, audio_path, text, threshold=threshold, transcribes=transcribes,
                              max_seconds=max_audio_seconds)
         except DemoError as error:
-            raise gr.Error(str(error), title="Could not analyse this input", duration=None,
+            raise gr.Error(str(error), duration=None,
                            print_exception=False) from None
         except Exception:  # never a stack trace on the page; the log keeps it
             logger.exception("the demo failed on an input")
             raise gr.Error("Something went wrong while scoring this input (the details are in the server's log). "
-                           "Please try another recording.", title="Could not analyse this input", duration=None,
+                           "Please try another recording.", duration=None,
                            print_exception=False) from None
         chunks = output.get("chunks")
         pipeline_output = {key: value for key, value in output.items() if key not in ("duration", "window_seconds")}
@@ -393,7 +393,7 @@ def build_demo(model, *, device: str | int | None = "cpu", threshold: float | No
     def not_analysed():
         return "**Not analysed.** The reason is in the red message box; change the input and press Analyse again."
 
-    with gr.Blocks(title=title) as demo:
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:  # no calls home from a local demo
         gr.Markdown(f"# {title}\n{model_description(name, classifier, thresholds_list)}\n\n"
                     "Upload a recording or record one, type what is said, and press **Analyse**. The seven emotions "
                     "are scored independently (a recording can be both sad and angry); arousal and valence are on "
@@ -421,7 +421,8 @@ def build_demo(model, *, device: str | int | None = "cpu", threshold: float | No
             raw = gr.JSON(elem_id="pipeline-output")
         outputs = [status, table, bars, circumplex, timeline, raw]
         event = button.click(clear, outputs=outputs, queue=False, api_visibility="private")
-        event = event.then(analyse, inputs=[audio, transcript], outputs=outputs, api_name="analyse")
+        event = event.then(analyse, inputs=[audio, transcript], outputs=outputs, api_name="analyse",
+                           show_progress_on=status)  # one spinner (and no "Error" badge on every output)
         event.failure(not_analysed, outputs=status, queue=False, api_visibility="private")
     demo.queue(default_concurrency_limit=1)
     return demo
