@@ -408,7 +408,8 @@ def build_demo(model, *, device: str | int | None = "cpu", threshold: float | No
                 button = gr.Button("Analyse", variant="primary", elem_id="analyse")
                 gr.Examples(examples=[[path, text] for path, text, _ in example_rows], inputs=[audio, transcript],
                             example_labels=[label for _, _, label in example_rows],
-                            label="Examples: synthetic utterances (words carry valence, the voice arousal)")
+                            label="Examples (click one, then Analyse): synthetic utterances whose words carry "
+                                  "valence and whose voice carries arousal")
                 circumplex = gr.Plot(label="Arousal and valence", show_label=False, format="png",
                                      elem_id="circumplex")
             with gr.Column(scale=3):
