@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import speech_like
-from test_hub import assert_same_output
+from test_hub import BLOCK_KEMD_EMOTION, assert_same_output
 from transformers import pipeline
 
 from kemd_emotion.hub import save_checkpoint
@@ -66,16 +66,9 @@ def test_checkpoints_carry_the_handler(checkpoint):
     assert "from ." not in source and "kemd_emotion." not in source.replace("kemd_emotion.handler", "")
 
 
-FRESH_PROCESS = textwrap.dedent(
+FRESH_PROCESS = BLOCK_KEMD_EMOTION + textwrap.dedent(
     """
-    import importlib.util, json, os, sys
-
-    class BlockKemdEmotion:  # this process must not find the package, whatever sys.path holds
-        def find_spec(self, name, path=None, target=None):
-            if name == "kemd_emotion" or name.startswith("kemd_emotion."):
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
-
-    sys.meta_path.insert(0, BlockKemdEmotion())
+    import importlib.util, os
     model_dir = sys.argv[1]
     # As huggingface_inference_toolkit.utils.check_and_register_custom_pipeline_from_directory does:
     spec = importlib.util.spec_from_file_location("handler", os.path.join(model_dir, "handler.py"))
