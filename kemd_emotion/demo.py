@@ -34,10 +34,10 @@ MAX_AUDIO_SECONDS = 15 * 60
 """Longer recordings are refused (before decoding): the demo scores whole recordings window by window."""
 MAX_FILE_SIZE = "200mb"
 EXAMPLES = (  # (category, speaker gender, seconds, seed): short utterances from the sample-corpus synthesiser
-    ("happy", "F", 1.6, 3),
-    ("angry", "M", 1.6, 5),
-    ("sad", "F", 1.8, 2),
-    ("neutral", "M", 1.5, 4),
+    ("happy", "F", 1.6, 4),
+    ("angry", "M", 1.6, 1),
+    ("sad", "F", 1.8, 7),
+    ("neutral", "M", 1.5, 1),
 )
 LONG_EXAMPLE = (("neutral", 4.0), ("angry", 4.0), ("sad", 4.0))
 """Parts of the example that is longer than any model's crop, to show the timeline."""
@@ -239,7 +239,7 @@ def emotion_figure(output: dict, thresholds: Mapping[str, float]):
 
     emotions = output["emotions"][::-1]
     labels = set(output["labels"])
-    figure = Figure(figsize=(6.0, 3.4), dpi=100, layout="constrained")
+    figure = Figure(figsize=(6.0, 3.7), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     rows = np.arange(len(emotions))
     colours = ["#e4572e" if e["label"] in labels else "#9bb1c8" for e in emotions]
@@ -251,9 +251,9 @@ def emotion_figure(output: dict, thresholds: Mapping[str, float]):
     axes.set_xlim(0, 1)
     axes.set_title("Emotion scores", fontsize=11, loc="left")
     axes.set_xlabel("score (independent per emotion: they need not sum to 1)")
-    axes.legend(handles=[Line2D([], [], color="#e4572e", linewidth=6, label="predicted"),
+    axes.legend(handles=[Line2D([], [], color="#e4572e", linewidth=6, label="predicted (above its threshold, else the best)"),
                          Line2D([], [], color="black", linewidth=2, label="decision threshold")],
-                loc="lower right", fontsize=8, framealpha=0.9)
+                loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8, frameon=False)
     return figure
 
 
