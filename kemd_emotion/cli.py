@@ -283,14 +283,14 @@ def run_push(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------------- demo
 def run_demo(args: argparse.Namespace) -> int:
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise CommandError(f"--threshold must be between 0 and 1; got {args.threshold}.")
     try:
         import gradio  # noqa: F401
     except ImportError as error:
         raise CommandError(f"the demo needs Gradio: pip install 'kemd-emotion[demo]' ({error}).") from error
     from .demo import launch_demo
 
-    if args.threshold is not None and not 0 <= args.threshold <= 1:
-        raise CommandError(f"--threshold must be between 0 and 1; got {args.threshold}.")
     try:
         launch_demo(args.model, host=args.host, port=args.port, device=args.device, threshold=args.threshold,
                     asr_model=args.asr_model)

@@ -67,9 +67,12 @@ def load_classifier(model, *, device: str | int | None = "cpu", asr_model: str |
 
     import kemd_emotion  # noqa: F401  registers the task
 
+    path = os.fspath(model)
+    if (os.path.isabs(path) or path.startswith(".")) and not os.path.isdir(path):
+        raise ValueError(f"there is no checkpoint folder {path!r}.")
     options = {} if asr_model is None else {"asr_model": asr_model}
     try:
-        return pipeline("emotion-multimodal", model=os.fspath(model), device=device, **options)
+        return pipeline("emotion-multimodal", model=path, device=device, **options)
     except TypeError as error:
         if asr_model is not None and "asr_model" in str(error):
             raise ValueError(f"this version of the emotion pipeline cannot transcribe (asr_model): {error}") from error

@@ -8,6 +8,7 @@ from conftest import speech_like
 from test_hub import assert_same_output
 from transformers import pipeline
 
+from kemd_emotion.cli import main
 from kemd_emotion.data.sample import PROTOTYPES, synthesize_utterance
 from kemd_emotion.demo import (
     DemoError,
@@ -158,3 +159,11 @@ def test_examples_are_synthesised_by_the_sample_corpus_code(tmp_path):
     with pytest.raises(ValueError, match=r"category must be one of"):
         synthesize_utterance("bored")
     assert set(PROTOTYPES) >= {"happy", "angry", "sad", "neutral"}
+
+
+def test_demo_command_refuses_bad_options_with_a_message(capsys, tmp_path):
+    pytest.importorskip("gradio", reason="the demo needs Gradio: pip install 'kemd-emotion[demo]'")
+    assert main(["demo", "--model", str(tmp_path / "missing"), "--port", "1"]) == 2
+    assert f"could not start the demo on '{tmp_path / 'missing'}': there is no checkpoint folder" in capsys.readouterr().err
+    assert main(["demo", "--model", str(tmp_path), "--threshold", "1.5"]) == 2
+    assert "--threshold must be between 0 and 1; got 1.5." in capsys.readouterr().err
