@@ -150,7 +150,8 @@ def transcript_of(model_outputs: list[dict]) -> dict:
     source = model_outputs[0]["transcript_source"]
     if source == "given":
         return {"transcript": model_outputs[0]["transcript"], "transcript_source": source}
-    return {"transcript": " ".join(o["transcript"] for o in model_outputs if o["transcript"]), "transcript_source": source}
+    transcript = " ".join(output["transcript"] for output in model_outputs if output["transcript"])
+    return {"transcript": transcript, "transcript_source": source}
 
 
 def window_bounds(num_samples: int, window: int, hop: int) -> list[tuple[int, int]]:
@@ -184,14 +185,16 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         to any file soundfile reads, at any sampling rate and channel count (down-mixed and resampled to 16 kHz); a
         bare array is taken to be 16 kHz. A text-only model (`fusion="text"`) needs only `"text"`, a speech-only one
         (`fusion="speech"`) only `"audio"`; the other key is then ignored. Other keys are ignored, so the rows of
-        `kemd_emotion.data.load_kemdy(...)` can be passed as they are.
+        `kemd_emotion.data.load_kemdy(...)` can be passed as they are. With `asr_model`, a fused model's input may
+        come without `"text"` (or with `"text": None`): see "Recordings without a transcript".
 
     Output per input:
         `{"emotions": [{"label", "score"}, ...], "labels": [...], "arousal": float, "valence": float}`: `emotions`
         holds the `top_k` best of the seven emotions, best first, with their sigmoid scores (the emotions are
         multi-label, so the scores are independent and do not sum to 1); `labels` names the emotions scoring above
         `threshold`, best first, or the best one when none does (the rule behind the reported F-scores);
-        `arousal` and `valence` are on the corpus' 1-5 rating scale.
+        `arousal` and `valence` are on the corpus' 1-5 rating scale. A model that reads text adds `"transcript"`,
+        the text it read, and `"transcript_source"`: `"given"` (the input's text) or `"asr"` (machine-made).
 
     Long recordings:
         Without `chunk_length_s`, a recording longer than the processor's `max_audio_seconds` (5 s by default) is
@@ -199,9 +202,21 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         into windows of `chunk_length_s` seconds, `stride_length_s` seconds overlapping (no overlap by default; the
         last window is moved back to end with the recording), and each window is scored with the *whole* transcript
         as its text (transcripts carry no word timings). The output then also has `"chunks"`: one
-        `{"start", "end", "emotions", "labels", "arousal", "valence"}` per window, times in seconds, and the top-level
-        scores are the mean over the windows (all windows have the same length, so this is the length-weighted mean).
-        `chunk_length_s` may not exceed the processor's `max_audio_seconds`: the model never saw longer clips.
+        `{"start", "end", "emotions", "labels", "arousal", "valence"}` per window (plus its `"transcript"` and
+        `"transcript_source"`), times in seconds, and the top-level scores are the mean over the windows (all windows
+        have the same length, so this is the length-weighted mean). `chunk_length_s` may not exceed the processor's
+        `max_audio_seconds`: the model never saw longer clips.
+
+    Recordings without a transcript (`asr_model`):
+        An input without text is transcribed by `asr_model` (else by the checkpoint's `config.asr_model`) from its
+        whole recording, never the training crop; with `chunk_length_s`, each window is transcribed from its own
+        audio and scored with its own transcript (the top-level `"transcript"` joins them). The inputs of one call
+        that need it are transcribed in one call of the speech-recognition model (see `Transcriber` for which
+        backends batch); an input with text is never transcribed. Nothing is loaded until an input needs it.
+        When the model hears no words, the input fails (`TranscriptionError`) unless `on_empty_transcript=
+        "speech_only"`: the clip is then scored as training scored an utterance whose transcript held only markers
+        (a laugh, a breath): the text side reads the tokenizer's unknown token, the voice carries the scores, and
+        the output has `"transcript": ""`. A text-only checkpoint does not transcribe: it cannot listen.
 
     Args (at construction or per call):
         top_k (`int`, *optional*): how many emotions to list; all seven by default.
@@ -209,12 +224,24 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         chunk_length_s (`float`, *optional*): window length in seconds for long recordings.
         stride_length_s (`float`, *optional*): overlap of consecutive windows in seconds (default 0).
         batch_size (`int`, *optional*): utterances (or windows) per forward pass; the numbers do not change with it
-            because the model pools real tokens and frames only.
+            because the model pools real tokens and frames only. Also the speech-recognition batch size, unless
+            `asr_kwargs` set one.
+        on_empty_transcript (`str`, defaults to `"error"`): `"error"` or `"speech_only"` (see above).
+
+    Args (at construction only):
+        asr_model: a speech-recognition model id or folder (e.g. `"openai/whisper-small"`), an
+            `automatic-speech-recognition` pipeline, or a callable `asr_model(audio, **asr_kwargs) -> str` taking one
+            float32 `(samples,)` mono clip at 16 kHz. A model id is loaded once, on this pipeline's device and dtype.
+        asr_kwargs (`dict`, *optional*): options of that model, e.g. `{"generate_kwargs": {"language": "korean"}}`
+            for Whisper; for a model id also `transformers.pipeline` options (`device`, `dtype`, ...), which then win.
 
     Raises:
         ValueError: naming the input (`inputs[i]` in a list) and what was expected, for a missing or unreadable audio
             file, an unsupported audio type, a dict without the needed keys, empty text for a model that reads text,
-            or a clip shorter than 25 ms.
+            or a clip shorter than 25 ms; naming `asr_model` and the checkpoint when it is not a speech-recognition
+            model or cannot be loaded, or when a text-only checkpoint is given audio without text.
+        TranscriptionError (a ValueError): naming each input the speech-recognition model failed on or heard no words
+            in; the call's other inputs were scored, and their outputs are in the error's `results`.
     """
 
     _load_processor = True
@@ -328,8 +355,8 @@ class EmotionMultimodalPipeline(ChunkPipeline):
 
     def _checkpoint_name(self) -> str:
         name = getattr(self.model.config, "name_or_path", "") or ""
-        fusion = self.model.config.fusion
-        return f"the emotion checkpoint {name!r} (fusion={fusion!r})" if name else f"this emotion checkpoint (fusion={fusion!r})"
+        fusion = f"(fusion={self.model.config.fusion!r})"
+        return f"the emotion checkpoint {name!r} {fusion}" if name else f"this emotion checkpoint {fusion}"
 
     def _setup_transcription(self, asr_model, asr_kwargs, on_empty_transcript) -> None:
         """Keep what `asr_model` names (nothing is loaded until an input needs a transcript)."""
@@ -340,7 +367,7 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         self.transcriber = None
         if asr_model is None:
             if asr_kwargs:
-                raise ValueError("asr_kwargs were given without asr_model: they configure the speech-recognition model.")
+                raise ValueError("asr_kwargs were given without asr_model: they configure the speech recogniser.")
             return
         if not self.needs_text:
             if given:
@@ -358,7 +385,7 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         """`check_input` for this model: an input without text passes when it will be transcribed."""
         lacks_text = self._lacks_text(item)
         if lacks_text and not self.needs_audio and item.value.get("audio") is not None:
-            asr = f" (asr_model {self.transcriber.name} is used only by checkpoints that also listen)" if self.transcriber else ""
+            asr = f" (asr_model {self.transcriber.name} serves checkpoints that listen)" if self.transcriber else ""
             raise ValueError(
                 f"{item.name} has audio but no 'text': {self._checkpoint_name()} reads only the transcript and does "
                 f"not listen, so it cannot score a recording by itself{asr}. Pass 'text', or score recordings with a "
@@ -374,8 +401,11 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             on_empty_transcript = self.on_empty_transcript
         else:
             check_on_empty_transcript(on_empty_transcript, self.model.config.fusion)
-        known = {key: kwargs[key] for key in ("top_k", "threshold", "chunk_length_s", "stride_length_s") if key in kwargs}
-        preprocess_params, _, _ = self._sanitize_parameters(**known)
+        # All of the call's parameters (Pipeline.__call__ takes batch_size and num_workers itself): a typo fails here,
+        # not after the speech-recognition work.
+        preprocess_params, _, _ = self._sanitize_parameters(
+            **{key: value for key, value in kwargs.items() if key not in ("batch_size", "num_workers")}
+        )
         windows = {**self._preprocess_params, **preprocess_params}
         return {
             "window": windows.get("window"),
@@ -406,17 +436,19 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             transcripts = [next(texts) for _ in bounds]
             problems = []
             for (start, end), text in zip(bounds, transcripts):
-                where = "the recording" if window is None else f"window {start / SAMPLING_RATE:g}-{end / SAMPLING_RATE:g} s"
+                where = "the recording" if window is None else (
+                    f"window {start / SAMPLING_RATE:g}-{end / SAMPLING_RATE:g} s")
                 if isinstance(text, Exception):
                     problems.append(f"{self.transcriber.name} failed on {where}: {type(text).__name__}: {text}")
                 elif not text and on_empty_transcript == "error":
                     problems.append(f"{self.transcriber.name} heard no words in {where} (an empty transcript: silence "
                                     "or noise?)")
             if problems:
+                wordless = all("heard no words" in problem for problem in problems)
+                hint = ", or on_empty_transcript='speech_only' to score wordless clips from their speech"
                 item.transcript_error = (
-                    f"{item.name}: {'; '.join(problems)}. {self._checkpoint_name()} needs a transcript: pass 'text' "
-                    "for this input" + (", or on_empty_transcript='speech_only' to score wordless clips from their "
-                    "speech" if all("heard no words" in problem for problem in problems) else "") + "."
+                    f"{item.name}: {'; '.join(problems)}, and {self._checkpoint_name()} needs a transcript. Pass "
+                    f"'text' for this input{hint if wordless else ''}."
                 )
             else:
                 item.transcripts = transcripts
@@ -441,13 +473,12 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         if item.transcripts is None:
             text = item.value["text"]
             return [(text, text, "given")] * num_windows
-        transcripts = item.transcripts * num_windows if len(item.transcripts) == 1 else item.transcripts
-        if len(transcripts) != num_windows:
+        if len(item.transcripts) != num_windows:  # _transcribe cuts the windows preprocess cuts
             raise RuntimeError(f"{item.name}: {len(item.transcripts)} transcripts for {num_windows} windows.")
         # A wordless clip reads as training read an utterance whose transcript held only markers (see
         # check_on_empty_transcript): never an empty text.
         no_words = getattr(self.processor.tokenizer, "unk_token", None) or "[UNK]"
-        return [(text or no_words, text, "asr") for text in transcripts]
+        return [(text or no_words, text, "asr") for text in item.transcripts]
 
     # ------------------------------------------------------------------ steps
     def preprocess(self, item: IndexedInput, window: int | None = None, hop: int | None = None):

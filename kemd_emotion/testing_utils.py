@@ -119,13 +119,16 @@ ASR_CHARACTERS = "화나요정말좋네"
 """The letters the tiny speech recogniser can write (all in `DEFAULT_TEXTS`, so the tiny tokenizer knows them)."""
 
 
-def tiny_speech_recognizer(save_dir: str | Path, speaks: str = "화나", seed: int = 0) -> Path:
+def tiny_speech_recognizer(
+    save_dir: str | Path, speaks: str = "화나", seed: int = 0, sampling_rate: int = 16000
+) -> Path:
     """Save a random-init `Wav2Vec2ForCTC` with a Korean character vocabulary and its processor to `save_dir`.
 
     `pipeline("automatic-speech-recognition", model=save_dir)` then writes, from any clip, a string of the letters
     in `speaks` (its output head is biased towards them; which one wins a frame depends on the audio, so different
     clips read differently). `speaks=""` gives a recogniser that never hears a word (every frame is blank).
-    Its feature encoder has layer norm and an attention mask, like wav2vec2-large-lv60 models.
+    Its feature encoder has layer norm and an attention mask, like wav2vec2-large-lv60 models; it hears
+    `sampling_rate` audio.
     """
     import json
 
@@ -139,7 +142,7 @@ def tiny_speech_recognizer(save_dir: str | Path, speaks: str = "화나", seed: i
     tokenizer = Wav2Vec2CTCTokenizer(str(directory / "vocab.json"), unk_token="<unk>", pad_token="<pad>",
                                      word_delimiter_token="|")
     feature_extractor = Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+        feature_size=1, sampling_rate=sampling_rate, padding_value=0.0, do_normalize=True, return_attention_mask=True
     )
     torch.manual_seed(seed)
     model = Wav2Vec2ForCTC(tiny_audio_config("layer", vocab_size=len(vocab), pad_token_id=0)).eval()

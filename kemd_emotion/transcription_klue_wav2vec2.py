@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from transformers import Pipeline
 
-from .processing_klue_wav2vec2 import SAMPLING_RATE
+from .processing_klue_wav2vec2 import SAMPLING_RATE, resample
 
 ASR_TASK = "automatic-speech-recognition"
 ON_EMPTY_TRANSCRIPT = ("error", "speech_only")
@@ -71,7 +71,8 @@ def check_on_empty_transcript(value, fusion: str) -> str:
     """
     if value not in ON_EMPTY_TRANSCRIPT:
         raise ValueError(
-            f"on_empty_transcript={value!r} is not supported; expected one of {', '.join(map(repr, ON_EMPTY_TRANSCRIPT))}."
+            f"on_empty_transcript={value!r} is not supported; expected one of "
+            f"{', '.join(map(repr, ON_EMPTY_TRANSCRIPT))}."
         )
     if value == "speech_only" and fusion == "text":
         raise ValueError(
@@ -195,7 +196,7 @@ class Transcriber:
             return []
         if isinstance(self._backend, Pipeline):
             return self._run_pipeline(clips, batch_size)
-        return [self._run_one(clip) for clip in clips]
+        return [self._run_one(clip, SAMPLING_RATE) for clip in clips]
 
     def _run_pipeline(self, clips: list[np.ndarray], batch_size: int) -> list[str | Exception]:
         kwargs = {"batch_size": max(1, batch_size), **self._call_kwargs}
@@ -206,24 +207,27 @@ class Transcriber:
             batches = list(groups.values())
         else:
             batches = [list(range(len(clips)))]
+        # Resampled here (soxr) if the model hears another rate: transformers would need torchaudio for it.
+        rate = getattr(getattr(self._backend, "feature_extractor", None), "sampling_rate", None) or SAMPLING_RATE
+        clips = [resample(clip, SAMPLING_RATE, rate) for clip in clips]
         results: list[str | Exception | None] = [None] * len(clips)
         for batch in batches:
             try:
                 outputs = self._backend(
-                    [{"raw": clips[i], "sampling_rate": SAMPLING_RATE} for i in batch], **kwargs
+                    [{"raw": clips[i], "sampling_rate": rate} for i in batch], **kwargs
                 )
             except Exception:  # one clip may break the batch: find it, keep the others' transcripts
                 for i in batch:
-                    results[i] = self._run_one(clips[i])
+                    results[i] = self._run_one(clips[i], rate)
                 continue
             for i, output in zip(batch, outputs):
                 results[i] = self._as_text(output)
         return results
 
-    def _run_one(self, clip: np.ndarray) -> str | Exception:
+    def _run_one(self, clip: np.ndarray, rate: int) -> str | Exception:
         try:
             if isinstance(self._backend, Pipeline):
-                output = self._backend({"raw": clip, "sampling_rate": SAMPLING_RATE}, **self._call_kwargs)
+                output = self._backend({"raw": clip, "sampling_rate": rate}, **self._call_kwargs)
             else:
                 output = self._backend(clip, **self._call_kwargs)
         except Exception as error:  # reported against the input it came from; the other inputs go on

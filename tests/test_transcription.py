@@ -18,6 +18,7 @@ from test_pipeline import flat
 from transformers import BertModel, pipeline
 
 from kemd_emotion.pipeline_emotion import TranscriptionError
+from kemd_emotion.processing_klue_wav2vec2 import resample
 from kemd_emotion.testing_utils import ASR_CHARACTERS, DEFAULT_TEXTS, tiny_speech_recognizer, tiny_text_config
 
 ATOL = 1e-5
@@ -104,7 +105,8 @@ def test_mixed_batches_keep_order_and_equal_one_at_a_time(model, tiny_processor,
     recognizer = CountingRecognizer()
     pipe = with_asr(model, tiny_processor, recognizer if recognizer_kind == "callable" else str(asr_folder))
     inputs = [{"audio": clips[0]}, {"text": TEXT, "audio": clips[1]}, {"audio": clips[2]},
-              {"text": None, "audio": {"array": clips[3], "sampling_rate": 16000}}, {"text": "화가 나요", "audio": clips[4]}]
+              {"text": None, "audio": {"array": clips[3], "sampling_rate": 16000}},
+              {"text": "화가 나요", "audio": clips[4]}]
     sources = ["asr", "given", "asr", "asr", "given"]
     single = [pipe(item) for item in inputs]
     assert [result["transcript_source"] for result in single] == sources
@@ -160,6 +162,13 @@ def test_ctc_model_is_loaded_once_when_needed_following_the_pipeline(model, tiny
     backend = whisper_like.transcriber._backend
     assert backend._forward_params["language"] == "korean" and backend.model.dtype == torch.float64
     assert result["transcript"] == pipe({"audio": clips[0]})["transcript"]
+
+
+def test_recogniser_at_another_sampling_rate_hears_resampled_audio(model, tiny_processor, clips, tmp_path):
+    folder = tiny_speech_recognizer(tmp_path / "asr-8k", sampling_rate=8000)
+    result = with_asr(model, tiny_processor, str(folder))({"audio": clips[0]})
+    direct = pipeline("automatic-speech-recognition", model=str(folder), device="cpu")
+    assert result["transcript"] == direct({"raw": resample(clips[0], 16000, 8000), "sampling_rate": 8000})["text"]
 
 
 def test_one_transcript_per_window_from_the_window_audio(model, tiny_processor, plain):
@@ -299,6 +308,12 @@ def test_wrong_speech_recognisers_and_options(model, tiny_processor, tiny_model_
     with pytest.raises(ValueError, match=r"on_empty_transcript='skip' is not supported; expected one of 'error', "
                                          r"'speech_only'"):
         with_asr(model, tiny_processor, CountingRecognizer())({"audio": clips[0]}, on_empty_transcript="skip")
+    recognizer = CountingRecognizer()
+    with pytest.raises(TypeError, match="topk"):  # a typo fails before any transcription work
+        with_asr(model, tiny_processor, recognizer)({"audio": clips[0]}, topk=2)
+    with pytest.raises(ValueError, match="chunk_length_s"):
+        with_asr(model, tiny_processor, recognizer)([{"audio": clips[0]}], chunk_length_s=9)
+    assert recognizer.clips == []
     with pytest.raises(ValueError, match=r"has no 'text': .*build the pipeline with asr_model="):
         pipeline("emotion-multimodal", model=model, processor=tiny_processor, device="cpu")({"audio": clips[0]})
     with pytest.raises(ValueError, match=r"\['text'\] is empty"):  # an empty given text is an error, not a request
@@ -308,7 +323,7 @@ def test_wrong_speech_recognisers_and_options(model, tiny_processor, tiny_model_
     recognizer = CountingRecognizer()
     with pytest.raises(ValueError, match=r"^inputs\[1\] has audio but no 'text': this emotion checkpoint "
                                          r"\(fusion='text'\) reads only the transcript .*\(asr_model the callable "
-                                         r"CountingRecognizer is used only by checkpoints that also listen\)"):
+                                         r"CountingRecognizer serves checkpoints that listen\)"):
         with_asr(text_only, tiny_processor, recognizer)([{"text": TEXT}, {"audio": clips[0]}])
     assert recognizer.clips == []
     with pytest.raises(ValueError, match=r"speech_only.*\(fusion='text'\) has no speech branch"):
