@@ -204,22 +204,22 @@ def _load_pipeline(args: argparse.Namespace):
 
     from . import EmotionMultimodalPipeline  # registers the task
 
-    # Quiet loading (no weight-loading bar, no warnings): stdout is JSON and stderr the progress of the files.
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     # Passed only when asked for: the pipeline code of an older Hub checkpoint knows no ASR options.
     asr = {} if args.asr_model is None else {"asr_model": args.asr_model}
     if args.asr_language is not None:
         if args.asr_model is None:
             raise CommandError("--asr-language needs --asr-model: it is the language of the speech-recognition model.")
         asr["asr_kwargs"] = {"generate_kwargs": {"language": args.asr_language}}
+    # Quiet loading (no weight-loading bar, no warnings): stdout is JSON and stderr the progress of the files.
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         classifier = pipeline(
             "emotion-multimodal", model=args.model, device=args.device,
             trust_remote_code=args.trust_remote_code or None, **asr,
         )
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, TypeError) as error:  # TypeError: pipeline code of a checkpoint older than --asr-model
         raise CommandError(f"could not load a model from {args.model!r}: {error}") from error
     finally:
         hf_logging.set_verbosity(verbosity)

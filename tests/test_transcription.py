@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import speech_like
+from test_hub import BLOCK_KEMD_EMOTION
 from test_pipeline import flat
 from transformers import BertModel, pipeline
 
@@ -351,16 +352,8 @@ def test_checkpoint_default_asr_model(model, tiny_processor, plain, asr_folder, 
     assert_reads_its_transcript(plain, {"audio": clips[0]}, result)
 
 
-FRESH_PROCESS = textwrap.dedent(
+FRESH_PROCESS = BLOCK_KEMD_EMOTION + textwrap.dedent(
     """
-    import json, sys
-
-    class BlockKemdEmotion:  # this process must not find the package, whatever sys.path holds
-        def find_spec(self, name, path=None, target=None):
-            if name == "kemd_emotion" or name.startswith("kemd_emotion."):
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
-
-    sys.meta_path.insert(0, BlockKemdEmotion())
     import numpy as np
     from transformers import pipeline
 
