@@ -138,7 +138,8 @@ def test_mixed_batches_keep_order_and_equal_one_at_a_time(model, tiny_processor,
         assert asr_calls == [1, 1, 1, 1, 1, 1]
 
 
-def test_ctc_model_is_loaded_once_when_needed_following_the_pipeline(model, tiny_processor, plain, asr_folder, clips):
+def test_ctc_model_is_loaded_once_when_needed_following_the_pipeline(model, tiny_processor, plain, asr_folder, clips,
+                                                                     monkeypatch):
     pipe = with_asr(model, tiny_processor, str(asr_folder))
     pipe([{"text": TEXT, "audio": clips[0]}])
     assert not pipe.transcriber.loaded  # nothing loaded while every input has text
@@ -151,8 +152,14 @@ def test_ctc_model_is_loaded_once_when_needed_following_the_pipeline(model, tiny
 
     # Equal-length clips (the windows of a chunked recording) share one batched call and read as they do alone.
     windows = with_asr(model, tiny_processor, str(asr_folder))
+    windows.transcriber.load()
+    asr_calls, original = [], type(windows.transcriber._backend).__call__
+    monkeypatch.setattr(type(windows.transcriber._backend), "__call__",
+                        lambda self, inputs, **kw: asr_calls.append(len(inputs)) or original(self, inputs, **kw))
     long_clip = speech_like(np.random.default_rng(3), 3.0)
     result = windows({"audio": long_clip}, chunk_length_s=1.0, batch_size=3)
+    assert asr_calls == [3]
+    monkeypatch.undo()
     alone = [windows({"audio": long_clip[i * 16000:(i + 1) * 16000]})["transcript"] for i in range(3)]
     assert [chunk["transcript"] for chunk in result["chunks"]] == alone
 
