@@ -157,7 +157,8 @@ BLOCK_KEMD_EMOTION = textwrap.dedent(
     sys.meta_path.insert(0, BlockKemdEmotion())
     """
 )
-"""The start of a script run where kemd_emotion must not be importable (also used by test_handler.py)."""
+"""The start of a script for a fresh process where kemd_emotion cannot be imported (trust_remote_code tests)."""
+
 FRESH_PROCESS = BLOCK_KEMD_EMOTION + textwrap.dedent(
     """
     import numpy as np
