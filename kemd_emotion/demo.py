@@ -170,12 +170,13 @@ def read_recording(path: str | os.PathLike, max_seconds: float = MAX_AUDIO_SECON
     return audio, duration
 
 
-def predict(classifier, audio_path, text, *, threshold: float | None = None, transcribes: bool = False,
+def predict(classifier, audio_path, text, *, threshold: float | None = None,
             max_seconds: float = MAX_AUDIO_SECONDS) -> dict:
     """Score one request as the page does; returns the pipeline's output plus `"duration"` and `"window_seconds"`.
 
     A recording longer than the model's audio crop is scored in windows of the crop's length (the output then has
-    the pipeline's `"chunks"`); a shorter one in one piece. Raises `DemoError` with a message for the page.
+    the pipeline's `"chunks"`); a shorter one in one piece. An empty transcript is left out when the pipeline can
+    transcribe (`asr_model`), so that the recording is transcribed. Raises `DemoError` with a message for the page.
     """
     from .processing_klue_wav2vec2 import SAMPLING_RATE
 
@@ -186,7 +187,7 @@ def predict(classifier, audio_path, text, *, threshold: float | None = None, tra
     text = (text or "").strip()
     if text:
         item["text"] = text
-    elif needs_text and not transcribes:
+    elif needs_text and not getattr(classifier, "can_transcribe", False):
         raise DemoError("The transcript is empty: type or paste what is said in the recording (this model reads it).")
     duration, crop = 0.0, getattr(classifier.processor, "max_audio_seconds", None)
     if needs_audio:
@@ -214,6 +215,8 @@ def summary_markdown(output: dict, thresholds: Mapping[str, float]) -> str:
     note = "" if above else " (no emotion reached its threshold: the best-scoring one is given)"
     lines = [
         f"### Predicted: {', '.join(f'**{label}**' for label in labels)}{note}",
+        *([f"Transcribed by the speech recogniser: “{output['transcript']}”"]
+          if output.get("transcript_source") == "asr" else []),
         f"Arousal **{output['arousal']:.2f}** (1 calm … 5 excited) · "
         f"valence **{output['valence']:.2f}** (1 unpleasant … 5 pleasant)",
     ]
@@ -361,7 +364,7 @@ def build_demo(model, *, device: str | int | None = "cpu", threshold: float | No
     emotion_names = [config.id2label[i] for i in range(config.num_labels)]
     thresholds_list = decision_thresholds(config, threshold)
     thresholds = dict(zip(emotion_names, thresholds_list))
-    transcribes = asr_model is not None
+    transcribes = getattr(classifier, "can_transcribe", False)
     name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else getattr(config, "_name_or_path", "") or "?"
     if examples_dir is None:
         examples_dir = Path(tempfile.gettempdir()) / "kemd_emotion_demo_examples"
@@ -369,8 +372,7 @@ def build_demo(model, *, device: str | int | None = "cpu", threshold: float | No
 
     def analyse(audio_path, text):
         try:
-            output = predict(classifier, audio_path, text, threshold=threshold, transcribes=transcribes,
-                             max_seconds=max_audio_seconds)
+            output = predict(classifier, audio_path, text, threshold=threshold, max_seconds=max_audio_seconds)
         except DemoError as error:
             raise gr.Error(str(error), duration=None,
                            print_exception=False) from None

@@ -12,10 +12,11 @@ Request (JSON):
  "parameters": {"top_k": 3, "threshold": 0.5, "chunk_length_s": 2.0}}
 ```
 
-`audio` may also be a list of samples (floats) with `"sampling_rate"` (Hz) next to it in `inputs`; `inputs` may be
+`audio` may also be a list of samples (floats) with `"sampling_rate"` (Hz) next to it in `inputs`. `text` may be left
+out when the checkpoint names a speech recogniser (`config.asr_model`): the recording is then transcribed. `inputs` may be
 a list of such dicts (a batch); a bare audio file as the request body (``Content-Type: audio/wav``) is scored
 without a transcript (speech-only models). `parameters` are the pipeline's call options (`top_k`, `threshold`,
-`chunk_length_s`, `stride_length_s`, `batch_size`). The answer is the pipeline's output: one
+`chunk_length_s`, `stride_length_s`, `batch_size`, `on_empty_transcript`). The answer is the pipeline's output: one
 `{"emotions", "labels", "arousal", "valence"[, "chunks"]}` per input. A bad request raises a ValueError naming the
 field (``inputs.audio``, ``parameters.top_k``, ...), which the toolkit returns as ``{"error": ...}`` with status 400.
 """
@@ -38,8 +39,8 @@ SAMPLING_RATE_RANGE = (1_000, 384_000)
 """Sampling rates (Hz) accepted with a list of samples; anything else is a mistaken argument."""
 INPUT_KEYS = ("text", "audio", "sampling_rate")
 PAYLOAD_KEYS = ("inputs", "parameters")
-CALL_OPTIONS = ("batch_size",)
-"""Options `Pipeline.__call__` takes besides the emotion pipeline's own."""
+CALL_OPTIONS = ("batch_size", "on_empty_transcript")
+"""Options the pipeline's `__call__` takes besides those of `_sanitize_parameters` (when the pipeline has them)."""
 
 
 class EndpointHandler:
@@ -54,8 +55,9 @@ class EndpointHandler:
         self.pipeline = pipeline("emotion-multimodal", model=path or ".", trust_remote_code=True, device=device)
         # The options the pipeline accepts, read from its signature so that new ones need no change here.
         own = inspect.signature(self.pipeline._sanitize_parameters).parameters.values()
+        call_options = {name for name in CALL_OPTIONS if name == "batch_size" or hasattr(self.pipeline, name)}
         self.parameter_names = sorted({p.name for p in own if p.kind is p.POSITIONAL_OR_KEYWORD or
-                                       p.kind is p.KEYWORD_ONLY} | set(CALL_OPTIONS))
+                                       p.kind is p.KEYWORD_ONLY} | call_options)
 
     def __call__(self, data: dict[str, Any]) -> dict | list[dict]:
         """Score `data` (the request body, see the module docstring); returns the pipeline's output."""
@@ -108,7 +110,8 @@ class EndpointHandler:
             if not isinstance(value["text"], str):
                 raise ValueError(f"{name}.text must be a string; got {type(value['text']).__name__}.")
             item["text"] = value["text"]
-        needs_text = getattr(self.pipeline, "needs_text", True)
+        # Without text, a checkpoint that names a speech recogniser (config.asr_model) transcribes the recording.
+        needs_text = getattr(self.pipeline, "needs_text", True) and not getattr(self.pipeline, "can_transcribe", False)
         if needs_text and not item.get("text", "").strip():
             raise ValueError(f"{name}.text is {'empty' if 'text' in item else 'missing'}: this model reads the "
                              "transcript of the recording as well as the recording.")

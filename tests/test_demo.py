@@ -12,6 +12,7 @@ from kemd_emotion.cli import main
 from kemd_emotion.data.sample import PROTOTYPES, synthesize_utterance
 from kemd_emotion.demo import (
     DemoError,
+    load_classifier,
     circumplex_figure,
     decision_thresholds,
     emotion_figure,
@@ -167,3 +168,21 @@ def test_demo_command_refuses_bad_options_with_a_message(capsys, tmp_path):
     assert f"could not start the demo on '{tmp_path / 'missing'}': there is no checkpoint folder" in capsys.readouterr().err
     assert main(["demo", "--model", str(tmp_path), "--threshold", "1.5"]) == 2
     assert "--threshold must be between 0 and 1; got 1.5." in capsys.readouterr().err
+
+
+def test_empty_transcript_is_transcribed_when_the_demo_has_a_speech_recogniser(tiny_model_factory, tiny_processor,
+                                                                              files, tmp_path):
+    from kemd_emotion.hub import save_checkpoint
+    from kemd_emotion.testing_utils import tiny_speech_recognizer
+
+    checkpoint = save_checkpoint(tiny_model_factory("cat", seed=4), tiny_processor, tmp_path / "emotion")
+    asr = tiny_speech_recognizer(tmp_path / "asr")
+    classifier = load_classifier(checkpoint, asr_model=str(asr))  # what `kemd-emotion demo --asr-model` does
+    output = predict(classifier, str(files["short"]), "   ")
+    want = classifier({"audio": str(files["short"])})
+    assert output["transcript_source"] == "asr" and output["transcript"] == want["transcript"]
+    assert_same_output({k: v for k, v in output.items() if k not in ("duration", "window_seconds")}, want)
+    summary = summary_markdown(output, dict.fromkeys(classifier.model.config.label2id, 0.5))
+    assert f"Transcribed by the speech recogniser: “{want['transcript']}”" in summary
+    typed = predict(classifier, str(files["short"]), TEXT)  # a typed transcript is never replaced
+    assert typed["transcript_source"] == "given" and typed["transcript"] == TEXT

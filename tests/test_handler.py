@@ -207,3 +207,24 @@ def test_long_recording_and_silence_are_answered_in_bounded_time(handler, origin
         handler({"inputs": {"text": TEXT, "audio": encode(over, 1000)}})
     with pytest.raises(ValueError, match=r"inputs.audio is 16.0 minutes long"):
         handler({"inputs": {"text": TEXT, "audio": over.tolist(), "sampling_rate": 1000}})
+
+
+def test_without_text_a_checkpoint_with_a_speech_recogniser_transcribes(tiny_model_factory, tiny_processor, clips,
+                                                                       tmp_path):
+    from kemd_emotion.testing_utils import tiny_speech_recognizer
+
+    model = tiny_model_factory("cat", seed=6)
+    model.config.asr_model = str(tiny_speech_recognizer(tmp_path / "asr"))  # config.asr_model: the default recogniser
+    try:
+        checkpoint = save_checkpoint(model, tiny_processor, tmp_path / "with-asr")
+    finally:
+        model.config.asr_model = None
+    handler = load_handler_module(checkpoint).EndpointHandler(str(checkpoint))
+    assert "on_empty_transcript" in handler.parameter_names
+    payload = {"inputs": {"audio": clips["16k"].tolist(), "sampling_rate": 16000},
+               "parameters": {"on_empty_transcript": "speech_only"}}
+    got = handler(payload)
+    want = pipeline("emotion-multimodal", model=str(checkpoint), device="cpu")(
+        {"audio": clips["16k"]}, on_empty_transcript="speech_only")
+    assert got["transcript_source"] == "asr"
+    assert_same_output(got, want)
