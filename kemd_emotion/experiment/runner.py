@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from transformers.trainer_utils import enable_full_determinism
 
 from .arguments import (FINAL_MODELS, DataArguments, ModelArguments, RunArguments, parse_arguments, parse_folds,
                         parse_fusions, parse_seeds)
@@ -226,6 +227,7 @@ def environment(args: RunArguments) -> dict:
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "full_determinism": bool(args.full_determinism),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "world_size": args.world_size,
     }
 
@@ -287,6 +289,9 @@ def describe_settings(model_args: ModelArguments, data_args: DataArguments, args
 def main(argv: list[str] | None = None) -> dict | None:
     """Parse the arguments, run the experiment, return the summary (on the main process)."""
     model_args, data_args, args, preset = parse_arguments(argv)
+    if args.full_determinism:
+        # Before anything touches a GPU: cuBLAS reads CUBLAS_WORKSPACE_CONFIG when its first handle is made.
+        enable_full_determinism(args.seed)
     setup_logging(args)
     if args.process_index == 0:
         logger.info("%s", describe_settings(model_args, data_args, args, preset))
