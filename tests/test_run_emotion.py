@@ -92,6 +92,11 @@ def test_two_process_ddp_on_cpu(tmp_path, sample_dir):
     assert "| Cat (concatenation) |" in result.stdout  # printed too
     assert (output_dir / "cat" / "final" / "model.safetensors").exists()
     assert not list((output_dir / "cat").glob("fold*/checkpoint-*"))
+    # Another setting in the same directory: refused on every rank (none waits for the others), nothing written.
+    before = (output_dir / "run_args.json").read_bytes()
+    refused = run(command + ["--pooling", "last"], timeout=120)
+    assert refused.returncode != 0 and refused.stderr.count("pooling: 'mean' -> 'last'") >= 2
+    assert (output_dir / "run_args.json").read_bytes() == before
 
 
 def test_killed_run_resumes_without_recomputing(tmp_path, sample_dir):

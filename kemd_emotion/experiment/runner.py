@@ -89,18 +89,20 @@ class Experiment:
 
     def prepare(self) -> None:
         """Check the run directory, write / load the corpus, build the folds (checked) and the processor. The main
-        process goes first; the others then read what it prepared (datasets cache, saved processor)."""
+        process goes first; the others then read what it prepared (datasets cache, saved processor). A refusal is
+        raised on every process, so that none waits for the others forever."""
+        self._raise_everywhere(self.check_run_directory)
         with self.args.main_process_first(desc="data preparation", local=False):
             if self.is_main:
-                self.check_run_directory()
                 self.output_dir.mkdir(parents=True, exist_ok=True)
             dataset, self.data_dir = load_corpus(self.data_args, self.output_dir, self.is_main)
             self.dataset = drop_unusable_audio(dataset, self.output_dir / "skipped_audio.json",
                                                self.data_args.max_audio_seconds, self.is_main, self.args.disable_tqdm)
-            self.folds = make_folds(self.dataset, self.data_args)
-            self.split_sha256 = split_sha256(self.dataset["segment_id"], self.folds)
-            if self.is_main and not self.args.overwrite_output_dir:
-                check_split(self.output_dir, self.split_sha256)
+        self.folds = make_folds(self.dataset, self.data_args)  # every process: the same folds, or the same error
+        self.split_sha256 = split_sha256(self.dataset["segment_id"], self.folds)
+        if not self.args.overwrite_output_dir:
+            self._raise_everywhere(lambda: check_split(self.output_dir, self.split_sha256))
+        with self.args.main_process_first(desc="processor", local=False):
             self.processor = load_or_build_processor(self.output_dir / "processor", self.model_args, self.data_args,
                                                      self.dataset["text"], self.is_main)
             if self.is_main:
@@ -178,6 +180,18 @@ class Experiment:
     def run_fold(self, fusion: str, fold: int, seed: int | None = None) -> dict | None:
         """Train and test one fold (see `kemd_emotion.experiment.fold.run_fold`); `seed` defaults to the first."""
         return run_fold(self, fusion, fold, self.seeds[0] if seed is None else seed)
+
+    def _raise_everywhere(self, check) -> None:
+        """Run `check` on the main process; the ValueError it raises is raised on every process."""
+        problem = None
+        if self.is_main:
+            try:
+                check()
+            except ValueError as error:
+                problem = str(error)
+        problem = self.agree(problem)
+        if problem is not None:
+            raise ValueError(problem)
 
     def agree(self, value):
         """The main process' `value`, on every process (so that all of them take the same branch)."""
