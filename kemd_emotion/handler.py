@@ -37,6 +37,8 @@ MAX_AUDIO_SECONDS = 15 * 60
 """Longer recordings are refused: they are decoded and scored whole, and memory and time grow with them."""
 SAMPLING_RATE_RANGE = (1_000, 384_000)
 """Sampling rates (Hz) accepted with a list of samples; anything else is a mistaken argument."""
+DEFAULT_BATCH_SIZE = 8
+"""Utterances or windows per forward pass when the request does not set `parameters.batch_size`."""
 INPUT_KEYS = ("text", "audio", "sampling_rate")
 PAYLOAD_KEYS = ("inputs", "parameters")
 CALL_OPTIONS = ("batch_size", "on_empty_transcript")
@@ -78,6 +80,8 @@ class EndpointHandler:
             items = [self.pipeline_input(item, f"inputs[{index}]") for index, item in enumerate(inputs)]
         else:
             items = self.pipeline_input(inputs, "inputs")
+        # Windows and batch items in batches unless the client says otherwise: the numbers do not change with it.
+        parameters.setdefault("batch_size", DEFAULT_BATCH_SIZE)
         try:
             return self.pipeline(items, **parameters)
         except (TypeError, ValueError) as error:  # the pipeline's names (input['audio']) -> the request's
