@@ -1,6 +1,8 @@
 """The demo's logic without a server: what a request returns, what the figures mark, and messages for bad input.
 (The running app, its HTTP API and a real browser are tested in test_demo_server.py.)"""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile
@@ -25,6 +27,7 @@ from kemd_emotion.demo import (
 )
 
 TEXT = "안녕하세요 오늘 날씨가 정말 좋네요"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +189,13 @@ def test_empty_transcript_is_transcribed_when_the_demo_has_a_speech_recogniser(t
     assert f"Transcribed by the speech recogniser: “{want['transcript']}”" in summary
     typed = predict(classifier, str(files["short"]), TEXT)  # a typed transcript is never replaced
     assert typed["transcript_source"] == "given" and typed["transcript"] == TEXT
+
+
+def test_space_entry_point_needs_the_model_variable(monkeypatch):
+    from kemd_emotion.demo import MODEL_ENV, main as space_main
+
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    with pytest.raises(SystemExit, match=r"Set KEMD_EMOTION_MODEL to a checkpoint folder or Hub id"):
+        space_main()
+    app = (ROOT / "examples" / "space" / "app.py").read_text(encoding="utf-8")
+    assert "from kemd_emotion.demo import main" in app  # the Space runs the same app as `kemd-emotion demo`
