@@ -298,6 +298,7 @@ def test_browser_upload_transcript_submit_shows_the_pipelines_output(browser, se
     wait_uploaded(browser, files["short"].name)
     submit(browser, TEXT)
     wait_for(browser, lambda d: "Predicted:" in status_text(d), what="the result")
+    time.sleep(0.5)  # the outputs fade in
     browser.save_screenshot(str(ARTIFACTS / "result.png"))
 
     want = classifier({"text": TEXT, "audio": str(files["short"])})
@@ -325,6 +326,7 @@ def test_browser_upload_transcript_submit_shows_the_pipelines_output(browser, se
     browser.find_element(By.CSS_SELECTOR, "#analyse").click()
     wait_for(browser, lambda d: "windows of" in status_text(d) and d.find_elements(By.CSS_SELECTOR, "#timeline img"),
              what="the timeline")
+    time.sleep(0.5)
     browser.save_screenshot(str(ARTIFACTS / "timeline.png"))
     assert "The 12.0 s recording was scored in" in status_text(browser)
 
