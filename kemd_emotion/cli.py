@@ -12,6 +12,8 @@
         Upload a checkpoint (weights, processor, code, card, figures) to the Hugging Face Hub in one commit.
     kemd-emotion make-sample OUT_DIR [...]
         Write a synthetic KEMDy19/KEMDy20 release (see `kemd_emotion.data.sample`).
+    kemd-emotion demo --model DIR [--host 127.0.0.1 --port 7860]
+        Serve the Gradio demo (needs the `demo` extra; see `kemd_emotion.demo`).
 """
 
 from __future__ import annotations
@@ -106,6 +108,17 @@ def build_parser(with_make_sample: bool = True) -> argparse.ArgumentParser:
     push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     push.add_argument("--commit-message", default="Upload kemd-emotion checkpoint")
     push.set_defaults(func=run_push)
+
+    demo = commands.add_parser("demo", help="serve the Gradio demo (pip install 'kemd-emotion[demo]')")
+    demo.add_argument("--model", required=True, help="a checkpoint folder or Hub id")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    demo.add_argument("--port", type=int, default=7860)
+    demo.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, ... (default: cpu)")
+    demo.add_argument("--threshold", type=float, default=None,
+                      help="decision threshold for every emotion (default: the model's own, else 0.5)")
+    demo.add_argument("--asr-model", default=None,
+                      help="speech recogniser passed to the pipeline, for recordings without a transcript")
+    demo.set_defaults(func=run_demo)
 
     if with_make_sample:
         from .data.sample import add_make_sample_parser  # imports datasets: only when asked for
@@ -302,6 +315,24 @@ def run_push(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from error
     print(getattr(commit, "pr_url", None) or getattr(commit, "commit_url", commit))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- demo
+def run_demo(args: argparse.Namespace) -> int:
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise CommandError(f"--threshold must be between 0 and 1; got {args.threshold}.")
+    try:
+        import gradio  # noqa: F401
+    except ImportError as error:
+        raise CommandError(f"the demo needs Gradio: pip install 'kemd-emotion[demo]' ({error}).") from error
+    from .demo import launch_demo
+
+    try:
+        launch_demo(args.model, host=args.host, port=args.port, device=args.device, threshold=args.threshold,
+                    asr_model=args.asr_model)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"could not start the demo on {args.model!r}: {error}") from error
     return 0
 
 

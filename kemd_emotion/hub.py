@@ -7,7 +7,8 @@ package's model, processor and pipeline code, so that
 pipeline("emotion-multimodal", model=DIR_OR_REPO, trust_remote_code=True)
 ```
 
-works where kemd_emotion is not installed (and without `trust_remote_code` where it is imported).
+works where kemd_emotion is not installed (and without `trust_remote_code` where it is imported), and the
+Inference Endpoints handler (`handler.py`, see `kemd_emotion.handler`) that serves it as an HTTP endpoint.
 
 - `save_checkpoint(model, processor, save_directory, card=None)`: write such a directory.
 - `add_pipeline_files(checkpoint_dir)`: complete a directory written by `save_pretrained` / the Trainer.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard
 
-from .pipeline_emotion import add_pipeline_files
+from .pipeline_emotion import ENDPOINT_HANDLER, add_pipeline_files
 
 REMOTE_CODE_FILES = (
     "configuration_klue_wav2vec2.py",
@@ -63,7 +64,7 @@ def save_checkpoint(model, processor, save_directory: str | os.PathLike, card: M
 def check_checkpoint(checkpoint_dir: str | os.PathLike) -> None:
     """Raise a ValueError listing what `checkpoint_dir` lacks to load with `trust_remote_code` elsewhere."""
     directory = Path(checkpoint_dir)
-    needed = ["config.json", "processor_config.json", *REMOTE_CODE_FILES]
+    needed = ["config.json", "processor_config.json", *REMOTE_CODE_FILES, ENDPOINT_HANDLER]
     missing = [name for name in needed if not (directory / name).is_file()]
     if not any(directory.glob("*.safetensors")):
         pickled = " (pytorch_model.bin is a pickle and is not shared: save with safetensors)" if (

@@ -41,6 +41,9 @@ CUSTOM_PIPELINE = {"impl": "pipeline_emotion.EmotionMultimodalPipeline", "pt": [
 PIPELINE_CODE_FILES = ("pipeline_emotion.py", "transcription_klue_wav2vec2.py")
 """The pipeline's code that `add_pipeline_files` copies into a checkpoint (beside the model's and processor's)."""
 
+ENDPOINT_HANDLER = "handler.py"
+"""The Inference Endpoints handler (`EndpointHandler`) that `add_pipeline_files` copies into checkpoints too."""
+
 EXPECTED_INPUT = "{'text': str, 'audio': path | np.ndarray (16 kHz) | {'array': np.ndarray, 'sampling_rate': int}}"
 META_KEYS = ("start", "end", "is_last", "transcript", "transcript_source")
 """What `preprocess` passes beside the model inputs to `postprocess`, untouched by the model."""
@@ -578,7 +581,8 @@ class EmotionMultimodalPipeline(ChunkPipeline):
 
 
 def add_pipeline_files(checkpoint_dir: str | os.PathLike) -> None:
-    """Copy the pipeline's code (`PIPELINE_CODE_FILES`) into a saved checkpoint and name it in `config.json`.
+    """Copy the pipeline's code (`PIPELINE_CODE_FILES`) and the Inference Endpoints `handler.py` into a saved
+    checkpoint and name the pipeline in `config.json`.
 
     Afterwards `pipeline("emotion-multimodal", model=checkpoint_dir, trust_remote_code=True)` works in a process
     where kemd_emotion cannot be imported (the model, config and processor code is copied by their own
@@ -593,8 +597,11 @@ def add_pipeline_files(checkpoint_dir: str | os.PathLike) -> None:
     with open(config_path, "w", encoding="utf-8") as handle:
         json.dump(config, handle, indent=2, sort_keys=True, ensure_ascii=False)
         handle.write("\n")
-    for name in PIPELINE_CODE_FILES:
-        source = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    here = os.path.dirname(os.path.abspath(__file__))
+    # The Inference Endpoints handler sits next to this file in the package, not in a remote-code copy of it.
+    handler = (ENDPOINT_HANDLER,) if os.path.isfile(os.path.join(here, ENDPOINT_HANDLER)) else ()
+    for name in (*PIPELINE_CODE_FILES, *handler):
+        source = os.path.join(here, name)
         target = os.path.join(checkpoint_dir, name)
         if os.path.abspath(target) != source:
             shutil.copyfile(source, target)

@@ -608,6 +608,30 @@ def synthesize(speaker: _Speaker, arousal: float, duration: float, sampling_rate
     return audio.astype(np.float32)
 
 
+def synthesize_utterance(category: str, seconds: float = 1.6, *, gender: str = "F", seed: int = 0,
+                         sampling_rate: int = 16_000) -> tuple[str, np.ndarray]:
+    """One utterance as the sample corpus would write it, at `category`'s prototype arousal and valence.
+
+    Returns `(transcript, audio)`: the cleaned transcript (its words follow valence) and float32 mono samples of
+    shape ``(round(seconds * sampling_rate),)`` (the voice follows arousal). Used for the demo's examples.
+
+    >>> text, audio = synthesize_utterance("happy", 1.0, seed=1)
+    >>> audio.shape, audio.dtype.name, bool(text)
+    ((16000,), 'float32', True)
+    """
+    if category not in PROTOTYPES:
+        raise ValueError(f"category must be one of {tuple(PROTOTYPES)}; got {category!r}.")
+    if gender not in ("F", "M"):
+        raise ValueError(f"gender must be 'F' or 'M'; got {gender!r}.")
+    rng = np.random.default_rng([seed, 7919])
+    speaker = _Speaker(speaker_id=f"Example{gender}", gender=gender, f0=200.0 if gender == "F" else 115.0, rate=4.1,
+                       tilt=1.2, formants=(700.0, 1700.0), gain=0.8, noise=0.008)
+    arousal, valence = PROTOTYPES[category]
+    segment = _Segment(0, 0, "example", speaker, category, arousal, valence, duration=float(seconds))
+    _, text = _transcript(segment, rng)
+    return text, synthesize(speaker, arousal, float(seconds), sampling_rate, rng)
+
+
 def add_make_sample_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``make-sample`` sub-command to an argparse `subparsers`; it runs `make_sample_main`'s work."""
     parser = subparsers.add_parser(
