@@ -13,9 +13,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import BertConfig, BertTokenizer, Wav2Vec2Config, Wav2Vec2FeatureExtractor
+from transformers import AutoConfig, BertConfig, BertTokenizer, Wav2Vec2Config, Wav2Vec2FeatureExtractor
 
-from .configuration_klue_wav2vec2 import AUDIO_REPRESENTATIONS, FUSIONS, POOLINGS, KlueWav2Vec2EmotionConfig
+from .configuration_klue_wav2vec2 import (
+    AUDIO_REPRESENTATIONS,
+    FUSIONS,
+    KLUE_BERT_BASE,
+    POOLINGS,
+    KlueWav2Vec2EmotionConfig,
+)
 from .processing_klue_wav2vec2 import KlueWav2Vec2Processor
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -201,15 +207,27 @@ def contract_cases(
     return list(cases.values())
 
 
+FULL_SIZE_TEXT_ENCODERS: dict[str, Callable[..., object]] = {
+    "klue-bert-base": lambda vocab_size: AutoConfig.for_model(**KLUE_BERT_BASE),  # 32000 embeddings, whatever the vocab
+}
+FULL_SIZE_AUDIO_ENCODERS: dict[str, Callable[..., object]] = {"wav2vec2-base": Wav2Vec2Config}
+"""The real checkpoints' shapes (klue/bert-base; the default Wav2Vec2Config is wav2vec2-base's), for the slow test."""
+
+
 def save_encoder_folders(
-    directory: str | os.PathLike, texts: Iterable[str] = DEFAULT_TEXTS, vocab_size: int = 300, seed: int = 0
+    directory: str | os.PathLike,
+    texts: Iterable[str] = DEFAULT_TEXTS,
+    vocab_size: int = 300,
+    seed: int = 0,
+    text_encoders: dict[str, Callable[..., object]] | None = None,
+    audio_encoders: dict[str, Callable[..., object]] | None = None,
 ) -> dict[str, Path]:
     """Save random-init encoders as `from_pretrained` folders, laid out as klue/bert-base and wav2vec2-base are.
 
-    `directory/{name}` for every TEXT_ENCODERS name (the model with its pooler, and a WordPiece tokenizer trained on
-    `texts` saved with `do_lower_case=False`, as KLUE's) and every AUDIO_ENCODERS name (the model and
-    wav2vec2-base's feature extractor settings: `return_attention_mask=False`, `do_normalize=True`).
-    Returns `{name: folder}`.
+    `directory/{name}` for every text encoder (default TEXT_ENCODERS: name -> config builder taking `vocab_size`):
+    the model with its pooler, and a WordPiece tokenizer trained on `texts` saved with `do_lower_case=False`, as
+    KLUE's; and for every audio encoder (default AUDIO_ENCODERS): the model and wav2vec2-base's feature extractor
+    settings (`return_attention_mask=False`, `do_normalize=True`). Returns `{name: folder}`.
     """
     import torch
     from transformers import AutoModel
@@ -217,12 +235,12 @@ def save_encoder_folders(
     directory = Path(directory)
     tokenizer = train_wordpiece_tokenizer(texts, vocab_size=vocab_size)
     folders = {}
-    for name, build in TEXT_ENCODERS.items():
+    for name, build in (text_encoders or TEXT_ENCODERS).items():
         torch.manual_seed(seed)
         AutoModel.from_config(build(vocab_size=len(tokenizer))).save_pretrained(directory / name)
         tokenizer.save_pretrained(directory / name)
         folders[name] = directory / name
-    for name, build in AUDIO_ENCODERS.items():
+    for name, build in (audio_encoders or AUDIO_ENCODERS).items():
         torch.manual_seed(seed)
         AutoModel.from_config(build()).save_pretrained(directory / name)
         Wav2Vec2FeatureExtractor(**WAV2VEC2_BASE_FEATURE_EXTRACTOR).save_pretrained(directory / name)
@@ -277,6 +295,8 @@ __all__ += [
     "TEXT_ENCODERS",
     "AUDIO_ENCODERS",
     "CONSTRUCTION_PATHS",
+    "FULL_SIZE_TEXT_ENCODERS",
+    "FULL_SIZE_AUDIO_ENCODERS",
     "ContractCase",
     "contract_cases",
     "save_encoder_folders",
