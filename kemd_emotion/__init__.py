@@ -10,6 +10,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .configuration_klue_wav2vec2 import EMOTIONS, REGRESSION_TARGETS, KlueWav2Vec2EmotionConfig
 from .modeling_klue_wav2vec2 import KlueWav2Vec2EmotionOutput, KlueWav2Vec2ForEmotion
 from .pipeline_emotion import EmotionMultimodalPipeline
+from .transcription_klue_wav2vec2 import TranscriptionError
 from .processing_klue_wav2vec2 import KlueWav2Vec2Processor, load_audio
 
 __version__ = "0.1.0"
@@ -34,4 +35,5 @@ __all__ = [
     "KlueWav2Vec2Processor",
     "load_audio",
     "EmotionMultimodalPipeline",
+    "TranscriptionError",
 ]

@@ -1,10 +1,11 @@
 """The `kemd-emotion` command.
 
-    kemd-emotion predict --model DIR --audio FILE [FILE|FOLDER ...] [--text "..." ...]
+    kemd-emotion predict --model DIR --audio FILE [FILE|FOLDER ...] [--text "..." ...] [--asr-model ID]
         Score recordings; JSON on stdout (a list, one entry per file, in order), a progress bar on stderr.
         Transcripts come from --text (one per file) or from a same-stem .txt next to each recording (KEMDy's
-        layout; UTF-8 or cp949, transcription markers removed). A file that cannot be scored is reported on stderr
-        and as {"audio", "error"} in the JSON; the others are still scored. Exit status 1 only if none was.
+        layout; UTF-8 or cp949, transcription markers removed), else from --asr-model (any speech-recognition
+        model; "transcript_source": "asr" in the JSON). A file that cannot be scored is reported on stderr and as
+        {"audio", "error"} in the JSON; the others are still scored. Exit status 1 only if none was.
     kemd-emotion card RUN_DIR [--fusion F] [--checkpoint-dir DIR] [--model-id ID]
         (Re)build the model card (README.md + PNG figures) of a run's final model(s).
     kemd-emotion push CHECKPOINT_DIR REPO_ID [--private]
@@ -27,11 +28,15 @@ FUSION_ORDER = ("text", "speech", "cat", "add")
 PREDICT_DESCRIPTION = """Score recordings (and their transcripts) with a trained model.
 
 JSON goes to stdout: a list with one entry per audio file, in order ({"audio", "text", "emotions", "labels",
-"arousal", "valence"}, plus "chunks" with --chunk-length-s). A file that cannot be scored is reported on stderr and
-appears as {"audio", "error"}; the others are still scored. The exit status is 1 only when no file was scored.
+"arousal", "valence", "transcript_source"}, plus "chunks" with --chunk-length-s). "text" is what the text model
+read; "transcript_source" says whether it was given ("given": --text or a .txt) or machine-made ("asr"). A file
+that cannot be scored is reported on stderr and appears as {"audio", "error"}; the others are still scored. The
+exit status is 1 only when no file was scored.
 
 Transcripts: --text gives one per audio file, in order; without it each recording's same-stem .txt is read (KEMDy's
-layout; UTF-8 or cp949) and its transcription markers are removed."""
+layout; UTF-8 or cp949) and its transcription markers are removed. A file with neither is transcribed by
+--asr-model (or the checkpoint's config.asr_model), from the whole recording (with --chunk-length-s, window by
+window). A machine transcript costs accuracy: the text model was trained on human transcripts."""
 
 
 class CommandError(Exception):
@@ -65,6 +70,14 @@ def build_parser(with_make_sample: bool = True) -> argparse.ArgumentParser:
                          help=f"audio files and/or folders (searched recursively for {', '.join(AUDIO_SUFFIXES)})")
     predict.add_argument("--text", nargs="+", metavar="TEXT",
                          help="transcripts, one per audio file (default: a same-stem .txt next to each file)")
+    predict.add_argument("--asr-model", default=None, metavar="ID",
+                         help="speech-recognition model (Hub id or folder, e.g. openai/whisper-small) that transcribes "
+                              "files with neither --text nor a .txt (default: the checkpoint's config.asr_model)")
+    predict.add_argument("--asr-language", default=None, metavar="LANG",
+                         help="language for Whisper-style ASR models, e.g. korean (default: the model detects it)")
+    predict.add_argument("--on-empty-transcript", choices=("error", "speech_only"), default=None,
+                         help="when ASR hears no words: report the file (error, the default) or score it from its "
+                              "speech with the text side reading 'no words', as in training (speech_only)")
     predict.add_argument("--batch-size", type=int, default=8, help="utterances (or windows) per forward pass")
     predict.add_argument("--top-k", type=int, default=None, help="how many emotions to list (default: all 7)")
     predict.add_argument("--threshold", type=float, default=None, help="score above which an emotion is a label")
@@ -141,7 +154,8 @@ def run_predict(args: argparse.Namespace) -> int:
         )
     classifier = _load_pipeline(args)
     options = {key: value for key, value in (("top_k", args.top_k), ("threshold", args.threshold),
-               ("chunk_length_s", args.chunk_length_s), ("stride_length_s", args.stride_length_s)) if value is not None}
+               ("chunk_length_s", args.chunk_length_s), ("stride_length_s", args.stride_length_s),
+               ("on_empty_transcript", args.on_empty_transcript)) if value is not None}
 
     from tqdm.auto import tqdm
 
@@ -162,11 +176,13 @@ def run_predict(args: argparse.Namespace) -> int:
                     text = args.text[start + offset] if args.text is not None else None
                     if text is None and classifier.needs_text:
                         text = read_transcript(path)
-                        if text is None:
-                            raise ValueError(f"no transcript: pass --text, or put {path.with_suffix('.txt').name} next "
-                                             "to the recording.")
+                        if text is None and not getattr(classifier, "can_transcribe", False):
+                            raise ValueError(f"no transcript: pass --text, put {path.with_suffix('.txt').name} next "
+                                             "to the recording, or pass --asr-model ID to transcribe it.")
                     entry["text"] = text
-                    check_input(IndexedInput(None, {"text": text}), needs_text=classifier.needs_text, needs_audio=False)
+                    if text is not None:  # None: the pipeline transcribes it
+                        check_input(IndexedInput(None, {"text": text}), needs_text=classifier.needs_text,
+                                    needs_audio=False)
                 except ValueError as error:
                     _report(entry, error)
                     continue
@@ -188,15 +204,22 @@ def _load_pipeline(args: argparse.Namespace):
 
     from . import EmotionMultimodalPipeline  # registers the task
 
+    # Passed only when asked for: the pipeline code of an older Hub checkpoint knows no ASR options.
+    asr = {} if args.asr_model is None else {"asr_model": args.asr_model}
+    if args.asr_language is not None:
+        if args.asr_model is None:
+            raise CommandError("--asr-language needs --asr-model: it is the language of the speech-recognition model.")
+        asr["asr_kwargs"] = {"generate_kwargs": {"language": args.asr_language}}
     # Quiet loading (no weight-loading bar, no warnings): stdout is JSON and stderr the progress of the files.
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         classifier = pipeline(
-            "emotion-multimodal", model=args.model, device=args.device, trust_remote_code=args.trust_remote_code or None
+            "emotion-multimodal", model=args.model, device=args.device,
+            trust_remote_code=args.trust_remote_code or None, **asr,
         )
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, TypeError) as error:  # TypeError: pipeline code of a checkpoint older than --asr-model
         raise CommandError(f"could not load a model from {args.model!r}: {error}") from error
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -214,6 +237,13 @@ def _score(classifier, group: list[tuple[dict, dict]], options: dict, batch_size
     try:
         outputs = classifier([item for _, item in group], batch_size=batch_size, **options)
     except ValueError as error:
+        if getattr(error, "results", None) is not None:  # a TranscriptionError: the others were scored
+            for position, ((entry, _), output) in enumerate(zip(group, error.results)):
+                if output is None:
+                    _report(entry, error.errors[position])
+                else:
+                    _fill(entry, output)
+            return
         if len(group) == 1:
             _report(group[0][0], error)
         else:
@@ -221,14 +251,21 @@ def _score(classifier, group: list[tuple[dict, dict]], options: dict, batch_size
                 _score(classifier, [one], options, 1)
         return
     for (entry, _), output in zip(group, outputs):
-        entry.update(output)
+        _fill(entry, output)
+
+
+def _fill(entry: dict, output: dict) -> None:
+    """Put one pipeline output into a file's JSON entry; "text" becomes what the text model read."""
+    entry.update(output)
+    if "transcript" in entry:
+        entry["text"] = entry.pop("transcript")
 
 
 def _report(entry: dict, error: Exception) -> None:
     from tqdm import tqdm
 
     # The pipeline names the part of its input at fault; here the entry already names the file.
-    message = str(error).replace("input['audio']: ", "", 1)
+    message = re.sub(r"^inputs?(\[\d+\])?: ", "", str(error).replace("input['audio']: ", "", 1))
     message = re.sub(r"^input\['(audio|text)'\]", lambda m: {"audio": "the recording", "text": "the transcript"}[m[1]],
                      message)
     entry["error"] = message

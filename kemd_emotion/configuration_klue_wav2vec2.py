@@ -104,6 +104,9 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
         regression_offset (`float`, defaults to 3.0): added to the regression head's output, so that a fresh head
             predicts the middle of the 1-5 rating scale.
         freeze_feature_encoder (`bool`, defaults to `False`): keep wav2vec2's convolutional feature encoder fixed.
+        asr_model (`str`, *optional*): id or folder of a speech-recognition model (e.g. `"openai/whisper-small"`)
+            that `pipeline("emotion-multimodal")` uses to transcribe inputs given without text, when the caller
+            passes no `asr_model`. Nothing is loaded until an input needs a transcript.
 
     Example:
 
@@ -135,6 +138,7 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
     freeze_feature_encoder: bool = False
     initializer_range: float = 0.02
     regression_targets: list[str] | tuple[str, ...] | None = None
+    asr_model: str | None = None
 
     def __post_init__(self, **kwargs):
         # A sub-config given as an object is copied, never adopted: the base class sets `_attn_implementation` on

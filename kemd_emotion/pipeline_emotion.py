@@ -38,14 +38,19 @@ from .processing_klue_wav2vec2 import (
     resample,
     to_mono,
 )
+from .transcription_klue_wav2vec2 import Transcriber, TranscriptionError, check_on_empty_transcript
 
 logger = logging.get_logger(__name__)
 
 TASK = "emotion-multimodal"
 CUSTOM_PIPELINE = {"impl": "pipeline_emotion.EmotionMultimodalPipeline", "pt": ["AutoModel"], "type": "multimodal"}
 """The `config.custom_pipelines` entry that lets `trust_remote_code=True` find this file in a checkpoint."""
+PIPELINE_CODE_FILES = ("pipeline_emotion.py", "transcription_klue_wav2vec2.py")
+"""The pipeline's code that `add_pipeline_files` copies into a checkpoint (beside the model's and processor's)."""
 
 EXPECTED_INPUT = "{'text': str, 'audio': path | np.ndarray (16 kHz) | {'array': np.ndarray, 'sampling_rate': int}}"
+META_KEYS = ("start", "end", "is_last", "transcript", "transcript_source")
+"""What `preprocess` passes beside the model inputs to `postprocess`, untouched by the model."""
 
 
 @dataclass
@@ -54,6 +59,10 @@ class IndexedInput:
 
     index: int | None
     value: Any
+    transcripts: list[str] | None = None
+    """Machine transcripts of an input given without text: one per window when chunking, else one."""
+    transcript_error: str | None = None
+    """Why the input could not be transcribed (raised when it is reached)."""
 
     @property
     def name(self) -> str:
@@ -69,7 +78,8 @@ def check_input(item: IndexedInput, needs_text: bool, needs_audio: bool) -> None
         if "text" not in value or value["text"] is None:
             raise ValueError(
                 f"{name} has no 'text': this model reads the transcript, so expected {EXPECTED_INPUT}; "
-                f"got keys {sorted(map(str, value))}."
+                f"got keys {sorted(map(str, value))}. To score recordings without one, build the pipeline with "
+                "asr_model=... (a speech-recognition model that transcribes them)."
             )
         if not isinstance(value["text"], str):
             raise ValueError(f"{name}['text'] must be a string; got {type(value['text']).__name__}.")
@@ -136,6 +146,21 @@ def load_input_audio(item: IndexedInput) -> np.ndarray:
     return samples
 
 
+def transcript_of(model_outputs: list[dict]) -> dict:
+    """`{"transcript", "transcript_source"}` of the windows of one input (empty for a model that reads no text).
+
+    A given text is the same in every window. Machine transcripts of windows are joined with spaces (words in the
+    overlap of overlapping windows then appear twice; each chunk holds its own).
+    """
+    if "transcript_source" not in model_outputs[0]:
+        return {}
+    source = model_outputs[0]["transcript_source"]
+    if source == "given":
+        return {"transcript": model_outputs[0]["transcript"], "transcript_source": source}
+    transcript = " ".join(output["transcript"] for output in model_outputs if output["transcript"])
+    return {"transcript": transcript, "transcript_source": source}
+
+
 def window_bounds(num_samples: int, window: int, hop: int) -> list[tuple[int, int]]:
     """`(start, end)` sample indices of windows of `window` samples every `hop` samples covering `num_samples`.
 
@@ -169,14 +194,16 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         to any file soundfile reads, at any sampling rate and channel count (down-mixed and resampled to 16 kHz); a
         bare array is taken to be 16 kHz. A text-only model (`fusion="text"`) needs only `"text"`, a speech-only one
         (`fusion="speech"`) only `"audio"`; the other key is then ignored. Other keys are ignored, so the rows of
-        `kemd_emotion.data.load_kemdy(...)` can be passed as they are.
+        `kemd_emotion.data.load_kemdy(...)` can be passed as they are. With `asr_model`, a fused model's input may
+        come without `"text"` (or with `"text": None`): see "Recordings without a transcript".
 
     Output per input:
         `{"emotions": [{"label", "score"}, ...], "labels": [...], "arousal": float, "valence": float}`: `emotions`
         holds the `top_k` best of the seven emotions, best first, with their sigmoid scores (the emotions are
         multi-label, so the scores are independent and do not sum to 1); `labels` names the emotions scoring above
         `threshold`, best first, or the best one when none does (the rule behind the reported F-scores);
-        `arousal` and `valence` are on the corpus' 1-5 rating scale.
+        `arousal` and `valence` are on the corpus' 1-5 rating scale. A model that reads text adds `"transcript"`,
+        the text it read, and `"transcript_source"`: `"given"` (the input's text) or `"asr"` (machine-made).
 
     Long recordings:
         Without `chunk_length_s`, a recording longer than the processor's `max_audio_seconds` (5 s by default) is
@@ -184,9 +211,21 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         into windows of `chunk_length_s` seconds, `stride_length_s` seconds overlapping (no overlap by default; the
         last window is moved back to end with the recording), and each window is scored with the *whole* transcript
         as its text (transcripts carry no word timings). The output then also has `"chunks"`: one
-        `{"start", "end", "emotions", "labels", "arousal", "valence"}` per window, times in seconds, and the top-level
-        scores are the mean over the windows (all windows have the same length, so this is the length-weighted mean).
-        `chunk_length_s` may not exceed the processor's `max_audio_seconds`: the model never saw longer clips.
+        `{"start", "end", "emotions", "labels", "arousal", "valence"}` per window (plus its `"transcript"` and
+        `"transcript_source"`), times in seconds, and the top-level scores are the mean over the windows (all windows
+        have the same length, so this is the length-weighted mean). `chunk_length_s` may not exceed the processor's
+        `max_audio_seconds`: the model never saw longer clips.
+
+    Recordings without a transcript (`asr_model`):
+        An input without text is transcribed by `asr_model` (else by the checkpoint's `config.asr_model`) from its
+        whole recording, never the training crop; with `chunk_length_s`, each window is transcribed from its own
+        audio and scored with its own transcript (the top-level `"transcript"` joins them). The inputs of one call
+        that need it are transcribed in one call of the speech-recognition model (see `Transcriber` for which
+        backends batch); an input with text is never transcribed. Nothing is loaded until an input needs it.
+        When the model hears no words, the input fails (`TranscriptionError`) unless `on_empty_transcript=
+        "speech_only"`: the clip is then scored as training scored an utterance whose transcript held only markers
+        (a laugh, a breath): the text side reads the tokenizer's unknown token, the voice carries the scores, and
+        the output has `"transcript": ""`. A text-only checkpoint does not transcribe: it cannot listen.
 
     Args (at construction or per call):
         top_k (`int`, *optional*): how many emotions to list; all seven by default.
@@ -194,12 +233,24 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         chunk_length_s (`float`, *optional*): window length in seconds for long recordings.
         stride_length_s (`float`, *optional*): overlap of consecutive windows in seconds (default 0).
         batch_size (`int`, *optional*): utterances (or windows) per forward pass; the numbers do not change with it
-            because the model pools real tokens and frames only.
+            because the model pools real tokens and frames only. Also the speech-recognition batch size, unless
+            `asr_kwargs` set one.
+        on_empty_transcript (`str`, defaults to `"error"`): `"error"` or `"speech_only"` (see above).
+
+    Args (at construction only):
+        asr_model: a speech-recognition model id or folder (e.g. `"openai/whisper-small"`), an
+            `automatic-speech-recognition` pipeline, or a callable `asr_model(audio, **asr_kwargs) -> str` taking one
+            float32 `(samples,)` mono clip at 16 kHz. A model id is loaded once, on this pipeline's device and dtype.
+        asr_kwargs (`dict`, *optional*): options of that model, e.g. `{"generate_kwargs": {"language": "korean"}}`
+            for Whisper; for a model id also `transformers.pipeline` options (`device`, `dtype`, ...), which then win.
 
     Raises:
         ValueError: naming the input (`inputs[i]` in a list) and what was expected, for a missing or unreadable audio
             file, an unsupported audio type, a dict without the needed keys, empty text for a model that reads text,
-            or a clip shorter than 25 ms.
+            or a clip shorter than 25 ms; naming `asr_model` and the checkpoint when it is not a speech-recognition
+            model or cannot be loaded, or when a text-only checkpoint is given audio without text.
+        TranscriptionError (a ValueError): naming each input the speech-recognition model failed on or heard no words
+            in; the call's other inputs were scored, and their outputs are in the error's `results`.
     """
 
     _load_processor = True
@@ -207,6 +258,10 @@ class EmotionMultimodalPipeline(ChunkPipeline):
     _load_feature_extractor = False
     _load_image_processor = False
     _load_video_processor = False
+
+    def __init__(self, *args, asr_model=None, asr_kwargs=None, on_empty_transcript: str = "error", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._setup_transcription(asr_model, asr_kwargs, on_empty_transcript)
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -272,35 +327,185 @@ class EmotionMultimodalPipeline(ChunkPipeline):
     # ------------------------------------------------------------------ call
     def __call__(self, inputs, **kwargs):
         """Score one input or a list of inputs (see the class docstring); returns one dict or a list of dicts."""
-        needs = {"needs_text": self.needs_text, "needs_audio": self.needs_audio}
+        asr = self._transcription_settings(kwargs)
         if isinstance(inputs, (list, tuple)):
             items = [IndexedInput(index, value) for index, value in enumerate(inputs)]
             for item in items:  # fail before any work, naming the first bad item
-                check_input(item, **needs)
-            batch_size = kwargs.get("batch_size", self._batch_size) or 1
-            if batch_size == 1 or len(items) < 2 or not self.needs_audio:
-                return super().__call__(items, **kwargs) if items else []
-            # Batches of similar durations pad less: score longest first, answer in the order given.
-            order = sorted(range(len(items)), key=lambda i: -audio_seconds(items[i].value["audio"]))
-            scored = super().__call__([items[i] for i in order], **kwargs)
-            answers = [None] * len(items)
-            for position, index in enumerate(order):
-                answers[index] = scored[position]
-            return answers
+                self._check(item)
+            self._transcribe(items, **asr)
+            failed = [item for item in items if item.transcript_error is not None]
+            if not failed:
+                return self._score_list(items, kwargs)
+            # The inputs that were transcribed are still scored: the error carries their outputs.
+            scored = iter(self._score_list([item for item in items if item.transcript_error is None], kwargs))
+            results = [None if item.transcript_error is not None else next(scored) for item in items]
+            raise TranscriptionError({item.index: item.transcript_error for item in failed}, results)
         if isinstance(inputs, Mapping):
             item = IndexedInput(None, inputs)
-            check_input(item, **needs)
+            self._check(item)
+            self._transcribe([item], **asr)
+            if item.transcript_error is not None:
+                raise TranscriptionError({None: item.transcript_error})
             return super().__call__(item, **kwargs)
         if isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, np.ndarray, torch.Tensor)):
             # A generator or a datasets.Dataset: checked lazily, answered lazily (as transformers' pipelines do).
-            return super().__call__((IndexedInput(index, value) for index, value in enumerate(inputs)), **kwargs)
+            stream = (IndexedInput(index, value) for index, value in enumerate(inputs))
+            return super().__call__(self._transcribed(stream, **asr), **kwargs)
         raise ValueError(f"input must be a dict like {EXPECTED_INPUT}, or a list of them; got {type(inputs).__name__}.")
+
+    def _score_list(self, items: list[IndexedInput], kwargs: dict) -> list[dict]:
+        """Score checked (and transcribed) inputs; answers in the order given."""
+        batch_size = kwargs.get("batch_size", self._batch_size) or 1
+        if batch_size == 1 or len(items) < 2 or not self.needs_audio:
+            return super().__call__(items, **kwargs) if items else []
+        # Batches of similar durations pad less: score longest first, answer in the order given.
+        order = sorted(range(len(items)), key=lambda i: -audio_seconds(items[i].value["audio"]))
+        scored = super().__call__([items[i] for i in order], **kwargs)
+        answers = [None] * len(items)
+        for position, index in enumerate(order):
+            answers[index] = scored[position]
+        return answers
+
+    # ------------------------------------------------------------------ transcription
+    @property
+    def can_transcribe(self) -> bool:
+        """Whether inputs without `"text"` are transcribed: a fused checkpoint with an `asr_model` (given, or the
+        checkpoint's `config.asr_model`)."""
+        return self.transcriber is not None
+
+    def _checkpoint_name(self) -> str:
+        name = getattr(self.model.config, "name_or_path", "") or ""
+        fusion = f"(fusion={self.model.config.fusion!r})"
+        return f"the emotion checkpoint {name!r} {fusion}" if name else f"this emotion checkpoint {fusion}"
+
+    def _setup_transcription(self, asr_model, asr_kwargs, on_empty_transcript) -> None:
+        """Keep what `asr_model` names (nothing is loaded until an input needs a transcript)."""
+        self.on_empty_transcript = check_on_empty_transcript(on_empty_transcript, self.model.config.fusion)
+        given = asr_model is not None
+        if asr_model is None:
+            asr_model = getattr(self.model.config, "asr_model", None)
+        self.transcriber = None
+        if asr_model is None:
+            if asr_kwargs:
+                raise ValueError("asr_kwargs were given without asr_model: they configure the speech recogniser.")
+            return
+        if not self.needs_text:
+            if given:
+                logger.warning(f"asr_model is not used: {self._checkpoint_name()} reads no text.")
+            return
+        self.transcriber = Transcriber(
+            asr_model, asr_kwargs, device=self.device, dtype=self.model.dtype, owner=self._checkpoint_name()
+        )
+
+    def _lacks_text(self, item: IndexedInput) -> bool:
+        """Whether `item` came without text (no `"text"`, or None) although the model reads text."""
+        return self.needs_text and isinstance(item.value, Mapping) and item.value.get("text") is None
+
+    def _check(self, item: IndexedInput) -> None:
+        """`check_input` for this model: an input without text passes when it will be transcribed."""
+        lacks_text = self._lacks_text(item)
+        if lacks_text and not self.needs_audio and item.value.get("audio") is not None:
+            asr = f" (asr_model {self.transcriber.name} serves checkpoints that listen)" if self.transcriber else ""
+            raise ValueError(
+                f"{item.name} has audio but no 'text': {self._checkpoint_name()} reads only the transcript and does "
+                f"not listen, so it cannot score a recording by itself{asr}. Pass 'text', or score recordings with a "
+                "fused checkpoint (fusion='cat' or 'add') and asr_model=... ."
+            )
+        check_input(item, needs_text=self.needs_text and not (lacks_text and self.can_transcribe),
+                    needs_audio=self.needs_audio)
+
+    def _transcription_settings(self, kwargs: dict) -> dict:
+        """Check the call's parameters before any work; return how `_transcribe` cuts and batches clips."""
+        on_empty_transcript = kwargs.pop("on_empty_transcript", None)
+        if on_empty_transcript is None:
+            on_empty_transcript = self.on_empty_transcript
+        else:
+            check_on_empty_transcript(on_empty_transcript, self.model.config.fusion)
+        # All of the call's parameters (Pipeline.__call__ takes batch_size and num_workers itself): a typo fails here,
+        # not after the speech-recognition work.
+        preprocess_params, _, _ = self._sanitize_parameters(
+            **{key: value for key, value in kwargs.items() if key not in ("batch_size", "num_workers")}
+        )
+        windows = {**self._preprocess_params, **preprocess_params}
+        return {
+            "window": windows.get("window"),
+            "hop": windows.get("hop"),
+            "batch_size": kwargs.get("batch_size", self._batch_size) or 1,
+            "on_empty_transcript": on_empty_transcript,
+        }
+
+    def _transcribe(self, items: list[IndexedInput], window: int | None, hop: int | None, batch_size: int,
+                    on_empty_transcript: str) -> None:
+        """Give every input without text its transcripts (or its `transcript_error`), in one ASR call.
+
+        The whole recording is transcribed (never the training crop); with `window` each window of it is
+        transcribed on its own, for the window scored with it.
+        """
+        pending = [item for item in items if self._lacks_text(item) and item.transcripts is None
+                   and item.transcript_error is None]
+        if not pending or not self.can_transcribe:
+            return
+        clips, spans = [], []
+        for item in pending:
+            audio = load_input_audio(item)
+            bounds = [(0, audio.shape[0])] if window is None else window_bounds(audio.shape[0], window, hop)
+            spans.append((item, bounds))
+            clips.extend(audio[start:end] for start, end in bounds)
+        texts = iter(self.transcriber(clips, batch_size=batch_size))
+        for item, bounds in spans:
+            transcripts = [next(texts) for _ in bounds]
+            problems = []
+            for (start, end), text in zip(bounds, transcripts):
+                where = "the recording" if window is None else (
+                    f"window {start / SAMPLING_RATE:g}-{end / SAMPLING_RATE:g} s")
+                if isinstance(text, Exception):
+                    problems.append(f"{self.transcriber.name} failed on {where}: {type(text).__name__}: {text}")
+                elif not text and on_empty_transcript == "error":
+                    problems.append(f"{self.transcriber.name} heard no words in {where} (an empty transcript: silence "
+                                    "or noise?)")
+            if problems:
+                wordless = all("heard no words" in problem for problem in problems)
+                hint = ", or on_empty_transcript='speech_only' to score wordless clips from their speech"
+                item.transcript_error = (
+                    f"{item.name}: {'; '.join(problems)}, and {self._checkpoint_name()} needs a transcript. Pass "
+                    f"'text' for this input{hint if wordless else ''}."
+                )
+            else:
+                item.transcripts = transcripts
+
+    def _transcribed(self, stream: Iterable[IndexedInput], **settings):
+        """Transcribe a lazy stream of inputs group by group (`batch_size` inputs per ASR call)."""
+        group = []
+        for item in stream:
+            self._check(item)
+            group.append(item)
+            if len(group) >= settings["batch_size"]:
+                self._transcribe(group, **settings)
+                yield from group
+                group = []
+        self._transcribe(group, **settings)
+        yield from group
+
+    def _window_texts(self, item: IndexedInput, num_windows: int) -> list[tuple[str | None, str | None, str | None]]:
+        """Per window: (what the tokenizer reads, the transcript to report, its source); Nones for speech-only."""
+        if not self.needs_text:
+            return [(None, None, None)] * num_windows
+        if item.transcripts is None:
+            text = item.value["text"]
+            return [(text, text, "given")] * num_windows
+        if len(item.transcripts) != num_windows:  # _transcribe cuts the windows preprocess cuts
+            raise RuntimeError(f"{item.name}: {len(item.transcripts)} transcripts for {num_windows} windows.")
+        # A wordless clip reads as training read an utterance whose transcript held only markers (see
+        # check_on_empty_transcript): never an empty text.
+        no_words = getattr(self.processor.tokenizer, "unk_token", None) or "[UNK]"
+        return [(text or no_words, text, "asr") for text in item.transcripts]
 
     # ------------------------------------------------------------------ steps
     def preprocess(self, item: IndexedInput, window: int | None = None, hop: int | None = None):
         """Yield the model inputs of one input: one item, or one per window when chunking."""
-        check_input(item, self.needs_text, self.needs_audio)  # again: generators are only checked here
-        text = item.value["text"] if self.needs_text else None
+        if item.transcript_error is not None:  # a generator's input: raised when reached
+            raise TranscriptionError({item.index: item.transcript_error})
+        self._check(item)  # again: generators are only checked here
         audio = load_input_audio(item) if self.needs_audio else None
         if audio is None:
             bounds = [(0, 0)]
@@ -314,7 +519,8 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             bounds = [(0, audio.shape[0] if limit is None else min(limit, audio.shape[0]))]
         else:
             bounds = window_bounds(audio.shape[0], window, hop)
-        for number, (start, end) in enumerate(bounds):
+        texts = self._window_texts(item, len(bounds))
+        for number, ((start, end), (text, transcript, source)) in enumerate(zip(bounds, texts)):
             clip = None if audio is None else audio[start:end]
             try:
                 features = self.processor(text=text, audio=clip, sampling_rate=SAMPLING_RATE, return_tensors="pt")
@@ -325,10 +531,11 @@ class EmotionMultimodalPipeline(ChunkPipeline):
                 "start": start / SAMPLING_RATE,
                 "end": end / SAMPLING_RATE,
                 "is_last": number == len(bounds) - 1,
+                **({} if source is None else {"transcript": transcript, "transcript_source": source}),
             }
 
     def _forward(self, model_inputs: dict) -> dict:
-        meta = {key: model_inputs.pop(key) for key in ("start", "end", "is_last")}
+        meta = {key: model_inputs.pop(key) for key in META_KEYS if key in model_inputs}
         if "input_values" in model_inputs:
             model_inputs["input_values"] = model_inputs["input_values"].to(self.model.dtype)
         outputs = self.model(**model_inputs, return_dict=True)
@@ -342,12 +549,14 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         probabilities = torch.cat([torch.sigmoid(output["logits"].float()) for output in model_outputs]).numpy()
         regression = torch.cat([output["regression"].float() for output in model_outputs]).numpy()
         result = self._scores(probabilities.mean(0), regression.mean(0), top_k, threshold)
+        result.update(transcript_of(model_outputs))
         if chunked:
             result["chunks"] = [
                 {
                     "start": round(float(output["start"]), 4),
                     "end": round(float(output["end"]), 4),
                     **self._scores(probabilities[i], regression[i], top_k, threshold),
+                    **transcript_of([output]),
                 }
                 for i, output in enumerate(model_outputs)
             ]
@@ -389,7 +598,7 @@ class EmotionMultimodalPipeline(ChunkPipeline):
 
 
 def add_pipeline_files(checkpoint_dir: str | os.PathLike) -> None:
-    """Copy this file into a saved checkpoint and name it in `config.json` under `custom_pipelines`.
+    """Copy the pipeline's code (`PIPELINE_CODE_FILES`) into a saved checkpoint and name it in `config.json`.
 
     Afterwards `pipeline("emotion-multimodal", model=checkpoint_dir, trust_remote_code=True)` works in a process
     where kemd_emotion cannot be imported (the model, config and processor code is copied by their own
@@ -404,9 +613,11 @@ def add_pipeline_files(checkpoint_dir: str | os.PathLike) -> None:
     with open(config_path, "w", encoding="utf-8") as handle:
         json.dump(config, handle, indent=2, sort_keys=True, ensure_ascii=False)
         handle.write("\n")
-    target = os.path.join(checkpoint_dir, os.path.basename(__file__))
-    if os.path.abspath(target) != os.path.abspath(__file__):
-        shutil.copyfile(__file__, target)
+    for name in PIPELINE_CODE_FILES:
+        source = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+        target = os.path.join(checkpoint_dir, name)
+        if os.path.abspath(target) != source:
+            shutil.copyfile(source, target)
 
 
-__all__ = ["EmotionMultimodalPipeline", "TASK", "add_pipeline_files", "window_bounds"]
+__all__ = ["EmotionMultimodalPipeline", "TASK", "TranscriptionError", "add_pipeline_files", "window_bounds"]

@@ -66,7 +66,8 @@ def test_predict_a_folder_scores_the_good_files_and_reports_the_bad(capsys, chec
                                    atol=1e-4)
         np.testing.assert_allclose([entry["arousal"], entry["valence"]], [want["arousal"], want["valence"]], atol=1e-4)
     assert "could not be read" in corrupt["error"] and "emotions" not in corrupt
-    assert "no transcript: pass --text, or put d_untranscribed.txt next to the recording" in untranscribed["error"]
+    assert ("no transcript: pass --text, put d_untranscribed.txt next to the recording, or pass --asr-model ID to "
+            "transcribe it") in untranscribed["error"]
     assert "c_corrupt.wav" in err and "d_untranscribed.wav" in err
     assert "2 of 4 file(s) could not be scored" in err
     assert "4/4" in err  # the progress bar
@@ -92,6 +93,52 @@ def test_predict_long_recording_in_windows(capsys, checkpoint, tmp_path):
     assert status == 0
     [entry] = json.loads(out)
     assert [(c["start"], c["end"]) for c in entry["chunks"]] == [(0.0, 5.0), (5.0, 10.0), (6.0, 11.0)]
+
+
+def test_predict_transcribes_files_without_transcript_with_asr_model(capsys, checkpoint, reference, tmp_path):
+    from kemd_emotion import load_audio
+    from kemd_emotion.testing_utils import tiny_speech_recognizer
+
+    asr = tiny_speech_recognizer(tmp_path / "asr")
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    rng = np.random.default_rng(13)
+    soundfile.write(folder / "a_paired.wav", speech_like(rng, 1.0), 16000, subtype="FLOAT")
+    (folder / "a_paired.txt").write_text("화가 나요 정말 싫어요\n", encoding="utf-8")
+    soundfile.write(folder / "b_bare.wav", speech_like(rng, 1.3, 22050), 22050, subtype="FLOAT")
+    soundfile.write(folder / "c_silent.wav", np.zeros(16000, np.float32), 16000, subtype="FLOAT")
+    deaf = tiny_speech_recognizer(tmp_path / "deaf", speaks="")
+
+    status, out, err = run(capsys, "predict", "--model", checkpoint, "--audio", folder / "a_paired.wav",
+                           folder / "b_bare.wav", "--asr-model", asr, "--asr-language", "korean", "--no-progress")
+    assert status == 0, err
+    paired, bare = json.loads(out)
+    assert (paired["text"], paired["transcript_source"]) == ("화가 나요 정말 싫어요", "given")
+    assert bare["transcript_source"] == "asr" and bare["text"] and "transcript" not in bare
+    want = pipeline("automatic-speech-recognition", model=str(asr), device="cpu")(
+        {"raw": load_audio(folder / "b_bare.wav"), "sampling_rate": 16000})
+    assert bare["text"] == want["text"]  # what the speech recogniser wrote for the whole recording
+    for entry in (paired, bare):  # ... is what the text model read
+        expected = reference({"text": entry["text"], "audio": entry["audio"]})
+        np.testing.assert_allclose([e["score"] for e in entry["emotions"]], [e["score"] for e in expected["emotions"]],
+                                   atol=1e-4)
+
+    # A recogniser that hears no words: that file is reported, the others are still scored; or scored from speech.
+    status, out, err = run(capsys, "predict", "--model", checkpoint, "--audio", folder, "--asr-model", deaf,
+                           "--batch-size", 3, "--no-progress")
+    paired, bare, silent = json.loads(out)
+    assert status == 0 and paired["transcript_source"] == "given" and "emotions" in paired
+    assert bare["error"].startswith(f"'{deaf}' heard no words in the recording") and "b_bare.wav" in err
+    assert "2 of 3 file(s) could not be scored" in err
+    status, out, _ = run(capsys, "predict", "--model", checkpoint, "--audio", folder / "c_silent.wav", "--asr-model",
+                         deaf, "--on-empty-transcript", "speech_only", "--no-progress")
+    [silent] = json.loads(out)
+    assert status == 0 and (silent["text"], silent["transcript_source"]) == ("", "asr")
+    expected = reference({"text": "[UNK]", "audio": silent["audio"]})
+    np.testing.assert_allclose(silent["arousal"], expected["arousal"], atol=1e-4)
+
+    status, _, err = run(capsys, "predict", "--model", checkpoint, "--audio", folder, "--asr-language", "korean")
+    assert status == 2 and "--asr-language needs --asr-model" in err
 
 
 def test_predict_exit_status_when_nothing_could_be_scored(capsys, checkpoint, recordings, tmp_path):

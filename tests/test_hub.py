@@ -145,7 +145,7 @@ def test_incomplete_checkpoint_is_refused_before_any_upload(fake_hub, tmp_path):
     assert fake_hub.repos == [] and fake_hub.commits == []
 
 
-FRESH_PROCESS = textwrap.dedent(
+BLOCK_KEMD_EMOTION = textwrap.dedent(
     """
     import json, sys
 
@@ -155,6 +155,12 @@ FRESH_PROCESS = textwrap.dedent(
                 raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
 
     sys.meta_path.insert(0, BlockKemdEmotion())
+    """
+)
+"""The start of a script for a fresh process where kemd_emotion cannot be imported (trust_remote_code tests)."""
+
+FRESH_PROCESS = BLOCK_KEMD_EMOTION + textwrap.dedent(
+    """
     import numpy as np
     from transformers import pipeline
 

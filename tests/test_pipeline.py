@@ -54,7 +54,8 @@ def write(path, audio, rate):
 def test_task_is_registered_and_output_has_the_documented_form(pipe, model, tiny_processor, clip):
     assert isinstance(pipe, EmotionMultimodalPipeline)
     result = pipe({"text": TEXT, "audio": clip})
-    assert set(result) == {"emotions", "labels", "arousal", "valence"}
+    assert set(result) == {"emotions", "labels", "arousal", "valence", "transcript", "transcript_source"}
+    assert (result["transcript"], result["transcript_source"]) == (TEXT, "given")  # what the text model read
     assert sorted(emotion["label"] for emotion in result["emotions"]) == sorted(EMOTIONS)
     scores = [emotion["score"] for emotion in result["emotions"]]
     assert scores == sorted(scores, reverse=True)
