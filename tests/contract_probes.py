@@ -2,10 +2,10 @@
 
 tests/test_contracts.py calls these functions on models built in-process (from a config, from pretrained encoder
 folders, after save_pretrained -> from_pretrained) and runs this file as a script in a fresh interpreter where
-kemd_emotion cannot be imported, to measure the same things on checkpoints loaded through `trust_remote_code`.
-So it imports only numpy, torch and transformers. Every probe returns `{name: np.ndarray}`, what `np.savez` stores.
-
-    python tests/contract_probes.py PLAN.json OUT.npz      # PLAN: {"inputs": npz of clips, "jobs": [...]}
+kemd_emotion cannot be imported (after test_hub.BLOCK_KEMD_EMOTION), to measure the same things on checkpoints
+loaded through `trust_remote_code`. So it imports only numpy, torch and transformers. Every probe returns
+`{name: np.ndarray}`, what `np.savez` stores. As a script: `contract_probes.py PLAN.json OUT.npz`, where PLAN is
+`{"inputs": npz of clips, "texts": [...], "jobs": [{"name", "checkpoint", "probes", ...}]}`.
 """
 
 from __future__ import annotations
@@ -19,20 +19,6 @@ import numpy as np
 OUTPUT_FIELDS = ("logits", "regression", "text_embeds", "audio_embeds")
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 AUDIO_INPUTS = ("input_values", "audio_attention_mask")
-
-
-def block_package(name: str = "kemd_emotion") -> None:
-    """Make `import name` fail in this process, as on a machine where the package is not installed."""
-    import importlib.abc
-    import os
-
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, fullname, path=None, target=None):
-            if fullname == name or fullname.startswith(name + "."):
-                raise ImportError(f"{name} is blocked in this process")
-
-    sys.meta_path.insert(0, Block())
-    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
 
 
 def used_inputs(model, inputs) -> dict:
@@ -224,11 +210,10 @@ def prefixed(values: dict, prefix: str) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    block_package()
     try:
         import kemd_emotion  # noqa: F401
 
-        raise SystemExit("kemd_emotion should not be importable in this process")
+        raise SystemExit("kemd_emotion should not be importable in this process: run with test_hub.BLOCK_KEMD_EMOTION")
     except ImportError:
         pass
     plan_path, out_path = argv

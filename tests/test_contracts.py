@@ -22,6 +22,7 @@ import torch
 from transformers import AutoModel, pipeline
 
 from conftest import speech_like
+from test_hub import BLOCK_KEMD_EMOTION
 from contract_probes import (
     attention_report,
     batch_and_alone,
@@ -141,7 +142,8 @@ def remote(zoo, clips, tmp_path_factory):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(work / "modules"), "PYTHONPATH": "",
            "OMP_NUM_THREADS": "2"}
     script = Path(__file__).with_name("contract_probes.py")
-    result = subprocess.run([sys.executable, str(script), str(work / "plan.json"), str(work / "out.npz")],
+    run_script = BLOCK_KEMD_EMOTION + f"import runpy\nsys.path.insert(0, {str(script.parent)!r})\nrunpy.run_path({str(script)!r}, run_name='__main__')\n"
+    result = subprocess.run([sys.executable, "-c", run_script, str(work / "plan.json"), str(work / "out.npz")],
                             cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-5000:]
     found = dict(np.load(work / "out.npz"))

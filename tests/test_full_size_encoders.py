@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_hub import BLOCK_KEMD_EMOTION
 
 from kemd_emotion.data import load_kemdy, write_sample_corpus
 from kemd_emotion.experiment import _has_accelerator
 from kemd_emotion.testing_utils import FULL_SIZE_AUDIO_ENCODERS, FULL_SIZE_TEXT_ENCODERS, save_encoder_folders
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
 
 
 def run(command, cwd, env_extra=None, timeout=300):
@@ -63,11 +63,7 @@ def test_run_emotion_with_full_size_encoders_reloads_with_identical_outputs(tmp_
     test_rows = [by_id[segment_id] for segment_id in predictions["segment_id"]]
     items = [{"text": row["text"].strip() or "[UNK]", "audio": row["audio"]} for row in test_rows]  # as the collator
     (tmp_path / "items.json").write_text(json.dumps(items, ensure_ascii=False))
-    script = f"""
-import json, sys
-sys.path.insert(0, {str(TESTS)!r})
-from contract_probes import block_package
-block_package()
+    script = BLOCK_KEMD_EMOTION + f"""
 import numpy as np
 from transformers import pipeline
 classifier = pipeline("emotion-multimodal", model={str(final)!r}, trust_remote_code=True, device="cpu")
