@@ -276,12 +276,12 @@ def _report(entry: dict, error: Exception) -> None:
 def run_card(args: argparse.Namespace) -> int:
     from .modelcard import write_model_card
 
+    from .experiment.run_directory import finished_runs
+
     run_dir = Path(args.run_dir)
-    fusions = [args.fusion] if args.fusion else [
-        fusion for fusion in FUSION_ORDER if any((run_dir / fusion).glob("fold*/metrics.json"))
-    ]
+    fusions = [args.fusion] if args.fusion else [fusion for fusion in FUSION_ORDER if finished_runs(run_dir, fusion)]
     if not fusions:
-        raise CommandError(f"{str(run_dir)!r} holds no finished fold ({{fusion}}/fold*/metrics.json).")
+        raise CommandError(f"{str(run_dir)!r} holds no finished fold ({{fusion}}/[seed*/]fold*/metrics.json).")
     if args.checkpoint_dir and len(fusions) > 1:
         raise CommandError(f"--checkpoint-dir needs --fusion: the run has {', '.join(fusions)}.")
     for fusion in fusions:

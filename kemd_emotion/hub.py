@@ -33,6 +33,9 @@ REMOTE_CODE_FILES = (
     "transcription_klue_wav2vec2.py",
 )
 """The code files a checkpoint must carry for `trust_remote_code=True`."""
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+"""Formats that may hold pickles (arbitrary code when loaded): never uploaded. Weights travel as safetensors, the
+training arguments as training_args.json."""
 
 
 def save_checkpoint(model, processor, save_directory: str | os.PathLike, card: ModelCard | str | None = None) -> Path:
@@ -62,8 +65,10 @@ def check_checkpoint(checkpoint_dir: str | os.PathLike) -> None:
     directory = Path(checkpoint_dir)
     needed = ["config.json", "processor_config.json", *REMOTE_CODE_FILES]
     missing = [name for name in needed if not (directory / name).is_file()]
-    if not any(directory.glob("*.safetensors")) and not (directory / "pytorch_model.bin").is_file():
-        missing.append("model weights (*.safetensors)")
+    if not any(directory.glob("*.safetensors")):
+        pickled = " (pytorch_model.bin is a pickle and is not shared: save with safetensors)" if (
+            directory / "pytorch_model.bin").is_file() else ""
+        missing.append(f"model weights (*.safetensors){pickled}")
     if missing:
         raise ValueError(
             f"checkpoint {str(directory)!r} lacks {', '.join(missing)}; save it with "
@@ -73,12 +78,14 @@ def check_checkpoint(checkpoint_dir: str | os.PathLike) -> None:
 
 
 def checkpoint_files(checkpoint_dir: str | os.PathLike) -> list[Path]:
-    """Files of `checkpoint_dir` to upload, relative paths sorted; hidden files and caches are left out."""
+    """Files of `checkpoint_dir` to upload, relative paths sorted; hidden files, caches and pickle-format files
+    (`PICKLE_SUFFIXES`, e.g. the Trainer's training_args.bin) are left out."""
     directory = Path(checkpoint_dir)
     files = []
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
-        if path.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
+        if (path.is_file() and path.suffix not in PICKLE_SUFFIXES
+                and not any(part.startswith(".") or part == "__pycache__" for part in relative.parts)):
             files.append(relative)
     return files
 
@@ -137,4 +144,5 @@ __all__ = [
     "push_checkpoint",
     "push_to_hub",
     "REMOTE_CODE_FILES",
+    "PICKLE_SUFFIXES",
 ]

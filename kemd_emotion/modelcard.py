@@ -3,11 +3,15 @@
 `write_model_card(run_dir, fusion, checkpoint_dir=None)` reads a run directory written by
 `kemd_emotion.experiment` (``examples/run_emotion.py``)::
 
-    run_dir/run_args.json                       the run's arguments
-    run_dir/{fusion}/fold{k}/metrics.json       test metrics of fold k
+    run_dir/run_args.json                       the run's arguments (and the settings fingerprint)
+    run_dir/{fusion}/fold{k}/metrics.json       test metrics of fold k ({fusion}/seed{s}/fold{k}/ with several seeds)
     run_dir/{fusion}/fold{k}/predictions.npz    segment_id, logits (N, 7), regression (N, 2), labels (N, 7),
                                                 regression_labels (N, 2)
     run_dir/{fusion}/final/                     the saved model and processor (final_info.json: what it is)
+
+The card is written only from what the saved model was trained with: a final model whose settings fingerprint is
+not the run's is refused. With several seeds, the scores are over every seed x fold run and the figures pool the
+test folds of the final model's seed (each utterance once).
 
 and writes into the checkpoint directory (default ``run_dir/{fusion}/final``) a ``README.md`` built from
 ``model_cards/template.md`` through `huggingface_hub.ModelCard` / `ModelCardData` (model-index eval results: F1
@@ -66,12 +70,15 @@ class RunResults:
     fusion: str
     run_args: dict
     fold_metrics: list[dict]
+    """One entry per finished run (seed x fold), seeds in the run's order, then folds."""
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
     """`logits (N, 7)`, `regression (N, 2)`, `labels (N, 7)`, `regression_labels (N, 2)`, pooled over the folds."""
     final_info: dict | None = None
+    seeds: list = field(default_factory=list)
+    """The seeds of the finished runs (one None for runs that do not record it)."""
 
     def summary(self, key: str) -> tuple[float, float | None, list[float]] | None:
-        """`(mean, std, per-fold values)` of a metric over the folds (std with ddof=1; None for one fold)."""
+        """`(mean, std, per-run values)` of a metric over the runs (std with ddof=1; None for one run)."""
         values = [float(m[key]) for m in self.fold_metrics if isinstance(m.get(key), (int, float))]
         if not values:
             return None
@@ -81,19 +88,28 @@ class RunResults:
 
 def load_run(run_dir: str | os.PathLike, fusion: str) -> RunResults:
     """Read `run_dir`'s arguments and the finished folds of `fusion`; raise a ValueError saying what is missing."""
+    from .experiment.run_directory import PREDICTIONS, RUN_ARGS, finished_runs
+
     run_dir = Path(run_dir)
     fusion_dir = run_dir / fusion
-    metric_files = sorted(fusion_dir.glob("fold*/metrics.json"), key=lambda path: _fold_number(path.parent))
-    if not metric_files:
+    runs = finished_runs(run_dir, fusion)
+    if not runs:
         found = sorted(p.name for p in run_dir.iterdir() if p.is_dir()) if run_dir.is_dir() else []
         raise ValueError(
             f"{str(fusion_dir)!r} has no finished fold (fold*/metrics.json); the run directory holds {found or 'nothing'}."
         )
-    fold_metrics = [json.loads(path.read_text(encoding="utf-8")) for path in metric_files]
+    run_args = _read_json(run_dir / RUN_ARGS) or {}
+    final_info = _read_json(fusion_dir / "final" / "final_info.json")
+    trained_with = (final_info or {}).get("fingerprint_sha256")
+    if trained_with and run_args.get("fingerprint_sha256") not in (None, trained_with):
+        raise ValueError(f"{str(fusion_dir / 'final')!r} was trained with other settings than {RUN_ARGS} records; "
+                         "its card would describe a model it is not.")
+    seeds = list(dict.fromkeys(run["seed"] for run in runs))
+    figure_seed = (final_info or {}).get("seed", seeds[0])
     pooled: dict[str, list[np.ndarray]] = {}
-    for path in metric_files:
-        npz = path.parent / "predictions.npz"
-        if npz.is_file():
+    for run in runs:
+        npz = run["directory"] / PREDICTIONS
+        if run["seed"] == (figure_seed if figure_seed in seeds else seeds[0]) and npz.is_file():
             with np.load(npz, allow_pickle=False) as arrays:
                 for key in ("logits", "regression", "labels", "regression_labels"):
                     if key in arrays:
@@ -102,10 +118,11 @@ def load_run(run_dir: str | os.PathLike, fusion: str) -> RunResults:
     return RunResults(
         run_dir=run_dir,
         fusion=fusion,
-        run_args=_read_json(run_dir / "run_args.json") or {},
-        fold_metrics=fold_metrics,
+        run_args=run_args,
+        fold_metrics=[run["metrics"] for run in runs],
         predictions=predictions,
-        final_info=_read_json(fusion_dir / "final" / "final_info.json"),
+        final_info=final_info,
+        seeds=seeds,
     )
 
 
@@ -308,7 +325,10 @@ def build_model_card(
         modality_note=modality_note,
         example_text="오늘 정말 기분이 좋아요",
         run_dir=str(run.run_dir),
-        folds_done=len(run.fold_metrics),
+        folds_done=len({m.get("fold") for m in run.fold_metrics}),
+        num_seeds=len(run.run_args.get("seeds") or run.seeds),
+        runs_done=len(run.fold_metrics),
+        seed_list=", ".join(str(seed) for seed in run.seeds if seed is not None),
         **facts,
     )
 
@@ -441,11 +461,6 @@ def _number(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def _fold_number(directory: Path) -> int:
-    digits = directory.name[len("fold"):]
-    return int(digits) if digits.isdigit() else 1 << 30
 
 
 def _read_json(path: Path) -> dict | None:

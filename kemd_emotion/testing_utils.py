@@ -1,7 +1,7 @@
 """Small encoders and an offline tokenizer, for tests, benchmarks and the main job's embedded default.
 
 Nothing here touches the network: the encoders are random-initialised from configs and the WordPiece vocabulary
-is trained on the texts you give it with the `tokenizers` library.
+is trained on the texts you give it, deterministically (`kemd_emotion.wordpiece`).
 """
 
 from __future__ import annotations
@@ -95,18 +95,18 @@ def train_wordpiece_tokenizer(
 ) -> BertTokenizer:
     """Train a cased WordPiece vocabulary on `texts` offline and return a BERT tokenizer over it.
 
-    The tokenizer keeps Hangul intact (no lower-casing, no accent stripping), as KLUE's does.
+    The tokenizer keeps Hangul intact (no lower-casing, no accent stripping), as KLUE's does. The vocabulary is
+    deterministic (`kemd_emotion.wordpiece`): the same texts give the same ``vocab.txt`` and ``tokenizer.json``,
+    byte for byte, in any process (the `tokenizers` trainer breaks ties in a per-process random order).
     """
-    from tokenizers import BertWordPieceTokenizer
+    from .wordpiece import train_wordpiece_vocabulary
 
-    trainer = BertWordPieceTokenizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
-    trainer.train_from_iterator(
-        list(texts), vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS, limit_alphabet=2000
-    )
+    vocabulary = train_wordpiece_vocabulary(texts, vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                            limit_alphabet=2000, min_frequency=1)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(save_dir) if save_dir is not None else Path(tmp)
         directory.mkdir(parents=True, exist_ok=True)
-        trainer.save_model(str(directory))
+        (directory / "vocab.txt").write_text("".join(piece + "\n" for piece in vocabulary), encoding="utf-8")
         tokenizer = BertTokenizer(
             vocab=str(directory / "vocab.txt"), do_lower_case=False, strip_accents=False, model_max_length=512
         )

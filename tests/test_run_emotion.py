@@ -1,7 +1,9 @@
 """examples/run_emotion.py end to end on the tiny sample corpus: 2-process DDP, kill-and-resume, arguments, table."""
 
+import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,17 +14,22 @@ import pytest
 
 from kemd_emotion.experiment import (
     EXIT_AFTER_SAVE_ENV,
+    PRESETS,
     SAMPLE_PRESET,
+    DataArguments,
     Experiment,
-    _has_accelerator,
+    ModelArguments,
+    RunArguments,
+    has_accelerator,
     format_table,
     last_complete_checkpoint,
     parse_arguments,
+    preset_table_markdown,
     write_json,
     write_summary,
 )
 
-CPU_ONLY = not _has_accelerator()
+CPU_ONLY = not has_accelerator()
 """On a CPU-only machine the script must find its way to gloo DDP by itself: no --use_cpu is passed then."""
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "run_emotion.py"
@@ -74,7 +81,7 @@ def test_two_process_ddp_on_cpu(tmp_path, sample_dir):
         assert len({process["pid"] for process in metrics["processes"]}) == 2
         assert metrics["predictions_aligned"]
         for rank in (0, 1):
-            assert f"[rank {rank}/2] cat fold {fold}: ran" in result.stderr
+            assert f"[rank {rank}/2] cat fold {fold}/2: ran" in result.stderr
         predictions = np.load(output_dir / "cat" / f"fold{fold}" / "predictions.npz")
         assert predictions["logits"].shape == (metrics["num_test"], 7)
         assert predictions["segment_id"].shape == (metrics["num_test"],)
@@ -85,6 +92,11 @@ def test_two_process_ddp_on_cpu(tmp_path, sample_dir):
     assert "| Cat (concatenation) |" in result.stdout  # printed too
     assert (output_dir / "cat" / "final" / "model.safetensors").exists()
     assert not list((output_dir / "cat").glob("fold*/checkpoint-*"))
+    # Another setting in the same directory: refused on every rank (none waits for the others), nothing written.
+    before = (output_dir / "run_args.json").read_bytes()
+    refused = run(command + ["--pooling", "last"], timeout=120)
+    assert refused.returncode != 0 and refused.stderr.count("pooling: 'mean' -> 'last'") >= 2
+    assert (output_dir / "run_args.json").read_bytes() == before
 
 
 def test_killed_run_resumes_without_recomputing(tmp_path, sample_dir):
@@ -114,8 +126,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path, sample_dir):
     assert not list((output_dir / "cat" / "fold1").glob("checkpoint-*"))
 
     # Nothing was lost: the same fold trained without interruption predicts the same.
-    reference_dir = tmp_path / "reference"
-    shutil.copytree(output_dir / "processor", reference_dir / "processor")
+    reference_dir = tmp_path / "reference"  # its own vocabulary: the same, since it is trained deterministically
     reference = run([sys.executable, str(SCRIPT), *tiny_run_arguments(
         sample_dir, reference_dir, "--num_train_epochs", "2", "--save_strategy", "steps", "--save_steps", "1",
         "--folds", "1")])
@@ -150,10 +161,26 @@ def test_pretrained_encoders_from_local_folders(tmp_path, sample_dir):
                     "--output_dir", str(output_dir), "--fusion", "add", "--num_folds", "2", "--folds", "1",
                     "--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--disable_tqdm", "true"])
     assert summary["rows"]["add"]["folds"] == [1] and summary["text_model"] == str(text_dir)
+    # The paper's preset, recorded: every value it set, and each option given instead.
     run_args = read_json(output_dir / "run_args.json")
-    assert run_args["preset"]["preset"] == "paper" and run_args["training"]["learning_rate"] == 1e-5
+    preset = run_args["preset"]
+    assert (preset["requested"], preset["preset"]) == ("auto", "paper") and preset["values"] == PRESETS["paper"]
+    assert preset["overrides"] == {
+        "text_model": {"preset": "klue/bert-base", "given": str(text_dir)},
+        "audio_model": {"preset": "facebook/wav2vec2-base", "given": str(audio_dir)},
+        "num_folds": {"preset": 5, "given": 2},
+        "num_train_epochs": {"preset": 5.0, "given": 1.0},
+        "per_device_train_batch_size": {"preset": 32, "given": 8},
+    }
+    assert set(preset["applied"]) == set(PRESETS["paper"]) - set(preset["overrides"])
+    recorded = {**run_args["model"], **run_args["data"], **run_args["training"]}
+    assert {name: recorded[name] for name in preset["applied"]} == preset["applied"]
+    assert (recorded["pooling"], recorded["audio_representation"], recorded["max_audio_seconds"]) == ("last", "conv", 5.0)
+    assert (recorded["learning_rate"], recorded["adam_epsilon"], recorded["fold_by"], recorded["annotations"]) == (
+        1e-5, 1e-8, "contiguous", "all")
     final = output_dir / "add" / "final"
-    assert read_json(final / "config.json")["text_config"]["vocab_size"] == len(tokenizer)
+    config = read_json(final / "config.json")
+    assert config["text_config"]["vocab_size"] == len(tokenizer) and config["pooling"] == "last"
     assert (final / "tokenizer.json").exists() and read_json(final / "final_info.json")["origin"] == "last_fold"
 
 
@@ -174,30 +201,69 @@ def test_presets_and_explicit_options():
     assert preset["preset"] == "sample" and model.text_model is None
     assert args.learning_rate == SAMPLE_PRESET["learning_rate"]
     assert data.max_audio_seconds == SAMPLE_PRESET["max_audio_seconds"]
-    # An option given on the command line beats the preset.
+    # An option given on the command line beats the preset, and is recorded as an override.
     _, _, args, preset = parse_arguments(["--learning_rate", "0.01"])
     assert args.learning_rate == 0.01 and "learning_rate" not in preset["applied"]
-    # With pretrained encoders: the paper's settings.
+    assert preset["overrides"] == {"learning_rate": {"preset": 4e-3, "given": 0.01}}
+    # With pretrained encoders: the paper's settings, every one of them.
     model, data, args, preset = parse_arguments(["--text_model", "klue/bert-base", "--audio_model", "w2v"])
-    assert preset["preset"] == "paper" and not preset["applied"]
+    assert preset["preset"] == "paper" and preset["overrides"] == {
+        "audio_model": {"preset": "facebook/wav2vec2-base", "given": "w2v"}}
     assert (args.per_device_train_batch_size, args.learning_rate, args.num_train_epochs, args.adam_epsilon) == (
         32, 1e-5, 5.0, 1e-8)
-    assert (data.num_folds, data.max_audio_seconds, model.fusion) == (5, 5.0, "all")
+    assert (data.num_folds, data.fold_by, data.annotations, data.max_audio_seconds) == (5, "contiguous", "all", 5.0)
+    assert (model.pooling, model.audio_representation, model.fusion) == ("last", "conv", "all")
     assert args.train_sampling_strategy == "group_by_length" and args.length_column_name == "duration"
     assert not args.remove_unused_columns
+    # best: our settings; its encoders fill in as a pair, never next to a given one.
+    model, data, _, preset = parse_arguments(["--preset", "best"])
+    assert (model.text_model, model.audio_model, model.pooling, data.fold_by, data.annotations) == (
+        "klue/bert-base", "facebook/wav2vec2-base", "mean", "session", "speaker")
+    model, _, _, _ = parse_arguments(["--preset", "best", "--text_model", "my/bert", "--fusion", "text"])
+    assert (model.text_model, model.audio_model) == ("my/bert", None)
+    _, _, _, preset = parse_arguments(["--preset", "paper", "--pooling", "mean"])
+    assert preset["overrides"] == {"pooling": {"preset": "last", "given": "mean"}}
 
 
-def test_bad_arguments_fail_clearly(tmp_path):
+def test_the_dataclass_defaults_are_the_papers():
+    """Code that builds the option dataclasses itself gets the paper's values (the encoders excepted)."""
+    defaults = {**dataclasses.asdict(ModelArguments()), **dataclasses.asdict(DataArguments()),
+                **{name: getattr(RunArguments(output_dir="x"), name) for name in PRESETS["paper"]
+                   if hasattr(RunArguments, name)}}
+    for name, value in PRESETS["paper"].items():
+        if name not in ("text_model", "audio_model"):
+            assert defaults[name] == value, name
+
+
+def test_readme_shows_the_preset_table():
+    assert preset_table_markdown() in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_bad_arguments_fail_clearly(tmp_path, sample_dir):
     with pytest.raises(ValueError, match="--fusion"):
         Experiment(*_parsed(tmp_path, "--fusion", "late"))
-    with pytest.raises(ValueError, match="--folds"):
+    with pytest.raises(ValueError, match=r"--folds '7': expected fold numbers between 0 and 4 \(--num_folds 5\)"):
         Experiment(*_parsed(tmp_path, "--folds", "7"))
+    with pytest.raises(ValueError, match=r"--folds 'one': expected fold numbers"):
+        Experiment(*_parsed(tmp_path, "--folds", "one"))
     with pytest.raises(ValueError, match="needs --audio_model"):
         Experiment(*_parsed(tmp_path, "--text_model", "klue/bert-base", "--fusion", "cat"))
-    experiment = Experiment(*_parsed(tmp_path, "--num_folds", "3"))
-    write_json(tmp_path / "run_args.json", {"split": {**experiment._split_fingerprint(), "num_folds": 5}})
-    with pytest.raises(ValueError, match="num_folds: 5 -> 3"):
-        experiment._check_previous_run()
+    with pytest.raises(ValueError, match=r"--preset 'paperish' is not a preset; expected one of auto, paper, sample"):
+        _parsed(tmp_path, "--preset", "paperish")
+    for seeds, message in (("1,2,1", "1 given twice"), ("1,x", "'x' is not an integer"), ("", "one or more integer"),
+                           (" , ", "one or more integer"), ("1.5", "'1.5' is not an integer"), ("-1", "outside 0")):
+        with pytest.raises(ValueError, match=rf"--seeds '{re.escape(seeds)}': .*{message}"):
+            _parsed(tmp_path, "--seeds", seeds)
+    with pytest.raises(ValueError, match="give --seed or --seeds, not both"):
+        _parsed(tmp_path, "--seed", "3", "--seeds", "1,2")
+    # A split the data cannot give: before any training, and nothing of a fold written.
+    experiment = Experiment(*_parsed(tmp_path / "sessions", "--sample_dir", str(sample_dir), "--sample_size", "tiny",
+                                     "--fold_by", "session", "--sample_vocab_size", "300"))
+    with pytest.raises(ValueError, match=r"--num_folds 5 --fold_by session: by='session' needs at least k=5 sessions; "
+                                         r"the data has 3: \['Sess01', 'Sess02', 'Sess03'\]\. Use fewer folds or "
+                                         r"another --fold_by"):
+        experiment.run()
+    assert not (tmp_path / "sessions" / "cat").exists() and not (tmp_path / "sessions" / "run_args.json").exists()
 
 
 def _parsed(tmp_path, *argv):

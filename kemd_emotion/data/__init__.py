@@ -2,12 +2,13 @@
 
 - `load_kemdy(data_dir, name=None, annotations="speaker", ...)`: a release folder -> `datasets.Dataset`.
 - `write_sample_corpus(out_dir, name="kemdy20", ...)`: writes a synthetic release in the real layout.
-- `kfold(dataset, k=5, by="session" | "contiguous" | "random", seed=0)`: ``[(train_indices, test_indices), ...]``.
+- `kfold(dataset, k=5, by="session" | "contiguous" | "random", seed=0)`: ``[(train_indices, test_indices), ...]``;
+  a clip (``segment_id``) is never on both sides, nor (by session) a speaker; `check_folds` verifies a split.
 - `KemdyCollator(processor)`: rows -> model inputs plus ``labels`` and ``regression_labels``.
 """
 
 from .collator import KemdyCollator, multi_hot
-from .folds import FOLD_STRATEGIES, kfold
+from .folds import FOLD_STRATEGIES, check_folds, kfold
 from .kemdy import SKIP_REASONS, VERSION, KemdyBuilder, KemdyConfig, KemdyReport, detect_release, load_kemdy
 from .sample import SIZES, SampleManifest, add_make_sample_parser, make_sample_main, write_sample_corpus
 from .text import clean_transcript
@@ -26,6 +27,7 @@ __all__ = [
     "make_sample_main",
     "add_make_sample_parser",
     "kfold",
+    "check_folds",
     "FOLD_STRATEGIES",
     "KemdyCollator",
     "multi_hot",

@@ -1,0 +1,238 @@
+"""The runner's options: three dataclasses (`HfArgumentParser`), their parsing with a preset, and the list parsers.
+
+The defaults of the options a preset sets are the paper's; from the command line a preset always fills them
+(`kemd_emotion.experiment.presets`), so they matter only to code that builds the dataclasses itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import HfArgumentParser
+
+from ..configuration_klue_wav2vec2 import FUSIONS
+from ..trainer import EmotionTrainingArguments
+from .presets import AUTO, PRESET_NAMES, apply_preset
+
+FUSION_ORDER = ("text", "speech", "cat", "add")
+"""The paper's four rows, in the table's order."""
+FINAL_MODELS = ("last_fold", "all_data", "none")
+FROM_PRESET = " Set by --preset unless given (see the README's preset table)."
+
+
+@dataclass
+class ModelArguments:
+    """Which encoders, and how they are pooled and fused."""
+
+    fusion: str = field(
+        default="all",
+        metadata={"help": "One of text, speech, cat, add, or 'all' (the paper's four rows); a comma-separated list "
+                          "also works (e.g. 'text,cat')."},
+    )
+    text_model: str | None = field(
+        default=None, metadata={"help": "Hub id or folder of the text encoder (the paper: klue/bert-base). Without it "
+                                        "and --audio_model, small random-init encoders are built offline."})
+    audio_model: str | None = field(
+        default=None, metadata={"help": "Hub id or folder of the wav2vec2 encoder (the paper: facebook/wav2vec2-base)."})
+    pooling: str = field(default="last", metadata={"help": "mean, last or first (over real tokens / frames)."
+                                                           + FROM_PRESET})
+    audio_representation: str = field(
+        default="conv",
+        metadata={"help": "conv: wav2vec2's normalised convolutional features (the paper's 512-d vector; the "
+                          "transformer layers are not run); hidden: the transformer's last hidden state." + FROM_PRESET})
+    regression_loss: str = field(default="mse", metadata={"help": "mse or ccc (1 - CCC)."})
+    emotion_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the multi-label soft-margin loss."})
+    regression_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the arousal/valence loss."})
+    classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the fused vector."})
+    freeze_feature_encoder: bool = field(default=False, metadata={"help": "Keep wav2vec2's conv encoder fixed."})
+    sample_hidden_size: int = field(default=64, metadata={"help": "Embedded default: width of the small encoders."})
+    sample_num_layers: int = field(default=2, metadata={"help": "Embedded default: layers of the small BERT."})
+    sample_conv_channels: int = field(
+        default=32, metadata={"help": "Embedded default: channels of the small wav2vec2's 7 conv layers."})
+    sample_vocab_size: int = field(
+        default=2000, metadata={"help": "Embedded default: WordPiece vocabulary trained on the corpus' texts."})
+
+
+@dataclass
+class DataArguments:
+    """Which corpus, and how it is split."""
+
+    data_dir: str | None = field(
+        default=None, metadata={"help": "A KEMDy19/KEMDy20 release folder. Without it the sample corpus is written "
+                                        "to --sample_dir and used."})
+    dataset_name: str | None = field(default=None, metadata={"help": "kemdy19 or kemdy20 (default: inferred)."})
+    annotations: str = field(
+        default="all", metadata={"help": "KEMDy19: speaker (own emotion rows) or all (also listener rows, as the "
+                                         "seed paper did; a clip's two rows always share a fold)." + FROM_PRESET})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "datasets cache of the prepared corpus (default: OUTPUT_DIR/cache for the "
+                                        "sample corpus, the datasets cache otherwise)."})
+    num_folds: int = field(default=5, metadata={"help": "Number of cross-validation folds." + FROM_PRESET})
+    fold_by: str = field(
+        default="contiguous", metadata={"help": "contiguous (the seed paper: file order), session (no session or "
+                                                "speaker in both train and test) or random. A clip is never on both "
+                                                "sides." + FROM_PRESET})
+    fold_seed: int = field(default=0, metadata={"help": "Seed of the session / random fold assignment."})
+    folds: str | None = field(
+        default=None, metadata={"help": "Run only these folds, e.g. '0,1' (default: all). The table then covers them."})
+    max_audio_seconds: float = field(default=5.0, metadata={"help": "Audio is cropped to this many seconds."
+                                                                    + FROM_PRESET})
+    max_text_length: int = field(default=128, metadata={"help": "Transcripts are truncated to this many tokens."})
+    max_samples: int | None = field(default=None, metadata={"help": "Use only the first N rows (quick trials)."})
+    sample_dir: str | None = field(
+        default=None, metadata={"help": "Where the sample corpus is written (default: OUTPUT_DIR/sample_corpus)."})
+    sample_size: str = field(default="default", metadata={"help": "Sample corpus size: tiny or default."})
+    sample_name: str = field(default="kemdy20", metadata={"help": "Sample corpus layout: kemdy19 or kemdy20."})
+
+
+@dataclass
+class RunArguments(EmotionTrainingArguments):
+    """`TrainingArguments` with the paper's defaults (batch 32, learning rate 1e-5, 5 epochs, AdamW eps 1e-8) and the
+    experiment's own options."""
+
+    output_dir: str | None = field(default="runs/emotion", metadata={"help": "The run directory."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per device (the paper: 32)."
+                                                                           + FROM_PRESET})
+    per_device_eval_batch_size: int = field(default=32, metadata={"help": "Evaluation batch size per device."})
+    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate (the paper: 1e-5)." + FROM_PRESET})
+    num_train_epochs: float = field(default=5.0, metadata={"help": "Epochs per fold (the paper: 5)." + FROM_PRESET})
+    adam_epsilon: float = field(default=1e-8, metadata={"help": "AdamW epsilon (the paper: 1e-8)." + FROM_PRESET})
+    save_strategy: str = field(default="epoch", metadata={"help": "When to checkpoint (for resuming): epoch or steps."})
+    save_total_limit: int | None = field(default=1, metadata={"help": "Checkpoints kept per fold."})
+    logging_steps: float = field(default=50, metadata={"help": "Log the training loss every N steps."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep False: the collator reads the raw text and audio columns."})
+    train_sampling_strategy: str = field(
+        default="group_by_length", metadata={"help": "group_by_length batches clips of similar duration."})
+    length_column_name: str = field(default="duration", metadata={"help": "The column group_by_length reads."})
+    seeds: str | None = field(
+        default=None,
+        metadata={"help": "Several seeds, comma-separated (e.g. '1,2,3'): every fold runs once per seed, and the table "
+                          "adds the spread across seeds. Default: --seed alone."})
+    final_model: str = field(
+        default="last_fold",
+        metadata={"help": "What {fusion}/final holds: last_fold (the model of the last fold, trained on the other "
+                          "folds; with --seeds, of the first seed), all_data (one more training on every row) or none."})
+    keep_checkpoints: bool = field(default=False, metadata={"help": "Keep the Trainer checkpoints of finished folds."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start over: delete the run held in --output_dir (its results, processor, summary) first. "
+                          "Without it, a run directory made with other settings is refused."})
+    preset: str = field(
+        default=AUTO,
+        metadata={"help": f"{AUTO}: 'paper' with --text_model/--audio_model, else 'sample'. paper: the seed paper's "
+                          "recipe; sample: the embedded default (small encoders, CPU); best: our settings for real "
+                          "encoders. Options given on the command line win over the preset."})
+
+
+def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, RunArguments, dict]:
+    """Parse the command line (or one ``.json`` file) into the three dataclasses, with the preset applied.
+
+    Options given explicitly always win over the preset. Returns the dataclasses and the preset record
+    (`kemd_emotion.experiment.presets.apply_preset`).
+
+    Raises:
+        ValueError: an unknown preset, both --seed and --seeds, or a bad --seeds list.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments))
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        values = json.loads(Path(argv[0]).read_text())
+        explicit = set(values)
+    else:
+        namespace, remaining = parser.parse_known_args(argv)
+        if remaining:
+            parser.error(f"unrecognized arguments: {' '.join(remaining)}")
+        values, explicit = vars(namespace), explicit_options(parser, argv)
+
+    preset = apply_preset(values, explicit, values.get("preset", AUTO))
+    if values.get("seeds") is not None:
+        if "seed" in explicit:
+            raise ValueError("give --seed or --seeds, not both (--seeds 7 runs seed 7 alone).")
+        parse_seeds(values["seeds"])
+    if "ddp_find_unused_parameters" not in explicit and values.get("audio_representation") == "conv":
+        # Every parameter gets a gradient with conv features; "hidden" may skip wav2vec2's mask embedding.
+        values["ddp_find_unused_parameters"] = False
+    if not has_accelerator():
+        if "use_cpu" not in explicit:
+            # Without it, a CPU-only `torchrun --nproc_per_node 2` leaves the Trainer thinking it is alone in every
+            # process (no DDP, each process its own "main"); with it, the processes join one gloo group.
+            values["use_cpu"] = True
+        if "dataloader_pin_memory" not in explicit:
+            values["dataloader_pin_memory"] = False  # pinning needs an accelerator; torch warns on every loader
+    model_args, data_args, run_args = parser.parse_dict(values)
+    return model_args, data_args, run_args, preset
+
+
+def has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return bool(accelerator.is_available())
+    return torch.cuda.is_available()
+
+
+def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The destinations of the options present in `argv` (parsed again with every default suppressed)."""
+    saved = [(action, action.default) for action in parser._actions]
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        namespace, _ = parser.parse_known_args(argv)
+    finally:
+        for action, default in saved:
+            action.default = default
+    return set(vars(namespace))
+
+
+def parse_fusions(value: str) -> list[str]:
+    """``"all"`` -> the paper's four rows; ``"text,cat"`` -> ``["text", "cat"]``; raises on unknown names."""
+    names = list(FUSION_ORDER) if value.strip() == "all" else [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in FUSIONS]
+    if unknown or not names:
+        raise ValueError(f"--fusion {value!r}: expected 'all' or some of {', '.join(FUSION_ORDER)}, comma-separated.")
+    return sorted(set(names), key=FUSION_ORDER.index)
+
+
+def parse_folds(value: str | None, num_folds: int) -> list[int]:
+    """``None`` -> every fold; ``"0,2"`` -> ``[0, 2]``; raises on non-integers and folds outside 0..num_folds-1."""
+    if value is None:
+        return list(range(num_folds))
+    expected = f"fold numbers between 0 and {num_folds - 1} (--num_folds {num_folds}), comma-separated"
+    try:
+        folds = sorted({int(part) for part in value.split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"--folds {value!r}: expected {expected}.") from None
+    if not folds or folds[0] < 0 or folds[-1] >= num_folds:
+        raise ValueError(f"--folds {value!r}: expected {expected}.")
+    return folds
+
+
+def parse_seeds(value: str) -> list[int]:
+    """``"1,2,3"`` -> ``[1, 2, 3]`` (in the order given); raises on an empty list, non-integers, negative or
+    too large seeds (numpy takes 0 .. 2**32 - 1) and duplicates."""
+    parts = [part.strip() for part in str(value).split(",")]
+    if not any(parts):
+        raise ValueError(f"--seeds {value!r}: expected one or more integer seeds, comma-separated (e.g. '1,2,3').")
+    seeds = []
+    for part in parts:
+        try:
+            seed = int(part)
+        except ValueError:
+            raise ValueError(f"--seeds {value!r}: {part!r} is not an integer; expected integer seeds, comma-separated "
+                             "(e.g. '1,2,3').") from None
+        if not 0 <= seed < 2**32:
+            raise ValueError(f"--seeds {value!r}: {seed} is outside 0 .. 2**32 - 1.")
+        seeds.append(seed)
+    duplicates = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if duplicates:
+        raise ValueError(f"--seeds {value!r}: {', '.join(map(str, duplicates))} given twice; each seed runs once.")
+    return seeds
+
+
+__all__ = ["ModelArguments", "DataArguments", "RunArguments", "parse_arguments", "parse_fusions", "parse_folds",
+           "parse_seeds", "explicit_options", "has_accelerator", "FUSION_ORDER", "FINAL_MODELS", "PRESET_NAMES"]

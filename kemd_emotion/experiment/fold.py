@@ -1,0 +1,242 @@
+"""One fold's training: build the model, train on the other folds (resuming from a checkpoint), predict the test
+fold, write ``predictions.npz`` and ``metrics.json``; and the final models saved for sharing (no pickles).
+
+Every process of a distributed run calls these (each Trainer is data-parallel over all of them); only the main
+process writes files. `experiment` is the `kemd_emotion.experiment.Experiment` that prepared the data.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from transformers import TrainerCallback, set_seed
+from transformers.trainer import TRAINING_ARGS_NAME
+
+from ..configuration_klue_wav2vec2 import KlueWav2Vec2EmotionConfig
+from ..hub import PICKLE_SUFFIXES
+from ..metrics import compute_emotion_metrics, majority_baseline
+from ..modeling_klue_wav2vec2 import KlueWav2Vec2ForEmotion
+from ..trainer import EmotionTrainer
+from .run_directory import METRICS, PREDICTIONS, fold_directory, last_complete_checkpoint, write_json, write_npz
+
+logger = logging.getLogger("kemd_emotion.experiment")
+
+EXIT_AFTER_SAVE_ENV = "KEMD_EMOTION_EXIT_AFTER_SAVE"
+"""Test hook: ``"{fusion}/fold{k}:{step}"`` (``"{fusion}/seed{s}/fold{k}:{step}"`` with several seeds) makes the
+process exit hard (``os._exit(75)``) right after the Trainer has saved the checkpoint of step >= ``step`` in that
+fold, as a killed job would. Used by the resume tests."""
+
+
+class ExitAfterSaveCallback(TrainerCallback):
+    """Exit the process hard after the checkpoint of step >= `step` was saved (the resume test's stand-in for kill -9)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            logger.warning("%s: exiting after the checkpoint of step %d, as asked.", EXIT_AFTER_SAVE_ENV, state.global_step)
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(75)
+
+
+class CountTrainingSteps(TrainerCallback):
+    """Counts the optimizer steps this process ran in this session (evidence that every rank took part)."""
+
+    def __init__(self):
+        self.steps = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps += 1
+
+
+def build_model(model_args, fusion: str, vocab_size: int, seed: int) -> KlueWav2Vec2ForEmotion:
+    """The model of `fusion`, initialised from `seed`: pretrained encoders when given, else the small ones."""
+    options = dict(fusion=fusion, pooling=model_args.pooling, audio_representation=model_args.audio_representation,
+                   regression_loss=model_args.regression_loss, emotion_loss_weight=model_args.emotion_loss_weight,
+                   regression_loss_weight=model_args.regression_loss_weight,
+                   classifier_dropout=model_args.classifier_dropout,
+                   freeze_feature_encoder=model_args.freeze_feature_encoder)
+    set_seed(seed)
+    if model_args.text_model is not None or model_args.audio_model is not None:
+        return KlueWav2Vec2ForEmotion.from_text_audio_pretrained(
+            model_args.text_model if fusion != "speech" else None,
+            model_args.audio_model if fusion != "text" else None,
+            **options,
+        )
+    from ..testing_utils import tiny_audio_config, tiny_text_config
+
+    width, layers = model_args.sample_hidden_size, model_args.sample_num_layers
+    config = KlueWav2Vec2EmotionConfig(
+        text_config=tiny_text_config(vocab_size=vocab_size, hidden_size=width, num_layers=layers),
+        audio_config=tiny_audio_config(conv_channels=model_args.sample_conv_channels, hidden_size=width,
+                                       num_layers=layers),
+        **options,
+    )
+    return KlueWav2Vec2ForEmotion(config)
+
+
+def make_trainer(experiment, fusion: str, directory: Path, train_dataset, seed: int, callbacks=()) -> EmotionTrainer:
+    """A Trainer writing its checkpoints to `directory`, seeded with `seed` (model init, dropout, data order)."""
+    from ..data import KemdyCollator
+
+    args = copy.copy(experiment.args)
+    args.output_dir, args.seed = str(directory), seed
+    trainer = EmotionTrainer(
+        model=build_model(experiment.model_args, fusion, len(experiment.processor.tokenizer), seed),
+        args=args,
+        train_dataset=train_dataset,
+        data_collator=KemdyCollator(experiment.processor, max_audio_seconds=experiment.data_args.max_audio_seconds),
+        processing_class=experiment.processor,
+        callbacks=list(callbacks),
+    )
+    where, _, step = os.environ.get(EXIT_AFTER_SAVE_ENV, "").partition(":")
+    if where and where == directory.relative_to(experiment.output_dir).as_posix():
+        trainer.add_callback(ExitAfterSaveCallback(int(step)))
+    return trainer
+
+
+def run_fold(experiment, fusion: str, fold: int, seed: int) -> dict | None:
+    """Train on every fold but `fold` with `seed`, predict `fold`, write its predictions and metrics (main process).
+
+    Returns the metrics on the main process, None on the others.
+    """
+    train_indices, test_indices = experiment.folds[fold]
+    train, test = experiment.dataset.select(train_indices), experiment.dataset.select(test_indices)
+    fold_dir = fold_directory(experiment.output_dir, fusion, fold, seed if experiment.several_seeds else None)
+    name = experiment.describe_fold(fusion, fold, seed)
+    counter = CountTrainingSteps()
+    trainer = make_trainer(experiment, fusion, fold_dir, train, seed, callbacks=[counter])
+    checkpoint = experiment.agree(last_complete_checkpoint(fold_dir) if experiment.is_main else None)
+    args = experiment.args
+    if experiment.is_main:
+        what = f"resuming from {Path(checkpoint).name}" if checkpoint else "training"
+        logger.info("%s: %s on %d rows, testing on %d.", name, what, len(train), len(test))
+    started = time.time()
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+    logger.info("[rank %d/%d] %s: ran %d training steps on %s.", args.process_index, args.world_size, name,
+                counter.steps, socket.gethostname())
+    processes = _gather_objects(
+        {"rank": args.process_index, "host": socket.gethostname(), "pid": os.getpid(),
+         "training_steps_this_session": counter.steps},
+        args.world_size,
+    )
+    prediction = trainer.predict(test, metric_key_prefix="test")
+    if fold == len(experiment.folds) - 1 and seed == experiment.seeds[0] and args.final_model == "last_fold":
+        save_final(experiment, trainer, fusion, {"origin": "last_fold", "fold": fold, "seed": seed,
+                                                 "train_rows": len(train)})
+
+    metrics = None
+    if experiment.is_main:
+        logits, regression = (np.asarray(a) for a in prediction.predictions)
+        labels, regression_labels = (np.asarray(a) for a in prediction.label_ids)
+        expected = np.stack([np.asarray(test["arousal"]), np.asarray(test["valence"])], axis=1)
+        aligned = regression_labels.shape == expected.shape and bool(np.allclose(regression_labels, expected, atol=1e-5))
+        segment_ids = np.asarray(test["segment_id"])
+        if not aligned:
+            logger.error("%s: the %d gathered predictions do not line up with the %d test rows; predictions.npz gets "
+                         "empty segment IDs.", name, len(logits), len(test))
+            segment_ids = np.full(len(logits), "", dtype=segment_ids.dtype)
+        write_npz(fold_dir / PREDICTIONS, segment_id=segment_ids, logits=logits, regression=regression, labels=labels,
+                  regression_labels=regression_labels)
+        metrics = compute_emotion_metrics(logits, labels, regression, regression_labels)
+        metrics.update(majority_baseline(labels, _multi_hot(train["emotion"])))
+        metrics.update({
+            "fusion": fusion, "fold": fold, "seed": seed, "num_folds": len(experiment.folds), "num_train": len(train),
+            "num_test": len(test), "test_loss": prediction.metrics.get("test_loss"),
+            "global_step": trainer.state.global_step, "epochs": trainer.state.epoch,
+            "resumed_from": Path(checkpoint).name if checkpoint else None,
+            "train_loss": train_output.training_loss, "seconds_this_session": round(time.time() - started, 1),
+            "world_size": args.world_size, "processes": processes, "predictions_aligned": aligned,
+            "distributed_type": str(trainer.accelerator.distributed_type.value),
+            "fingerprint_sha256": experiment.fingerprint_sha256,
+        })
+        write_json(fold_dir / METRICS, metrics)  # last: marks the fold done
+        logger.info(
+            "%s | F1 micro %.2f macro %.2f | CCC arousal %.2f valence %.2f avg %.2f | majority F1 %.2f | %.0f s",
+            name, 100 * metrics["f1_micro"], 100 * metrics["f1_macro"], 100 * metrics["ccc_arousal"],
+            100 * metrics["ccc_valence"], 100 * metrics["ccc_avg"], 100 * metrics["majority_f1_micro"],
+            time.time() - started,
+        )
+        if not args.keep_checkpoints:
+            for path in fold_dir.glob("checkpoint-*"):
+                shutil.rmtree(path, ignore_errors=True)
+    experiment.state.wait_for_everyone()
+    del trainer
+    gc.collect()
+    return metrics
+
+
+def train_final_on_all_data(experiment, fusion: str) -> None:
+    """`--final_model all_data`: one more training, on every row, with the first seed, saved as {fusion}/final."""
+    final_info = experiment.output_dir / fusion / "final" / "final_info.json"
+    if experiment.agree(final_info.exists()):
+        if experiment.is_main:
+            logger.info("%s: final model on all data already trained (%s).", fusion, final_info.parent)
+        return
+    directory = experiment.output_dir / fusion / "all_data"
+    seed = experiment.seeds[0]
+    trainer = make_trainer(experiment, fusion, directory, experiment.dataset, seed)
+    checkpoint = experiment.agree(last_complete_checkpoint(directory) if experiment.is_main else None)
+    if experiment.is_main:
+        logger.info("%s: training the final model on all %d rows%s.", fusion, len(experiment.dataset),
+                    f", resuming from {Path(checkpoint).name}" if checkpoint else "")
+    trainer.train(resume_from_checkpoint=checkpoint)
+    save_final(experiment, trainer, fusion, {"origin": "all_data", "fold": None, "seed": seed,
+                                             "train_rows": len(experiment.dataset)})
+    if experiment.is_main and not experiment.args.keep_checkpoints:
+        shutil.rmtree(directory, ignore_errors=True)
+    experiment.state.wait_for_everyone()
+    del trainer
+    gc.collect()
+
+
+def save_final(experiment, trainer: EmotionTrainer, fusion: str, info: dict) -> None:
+    """Save the trained model with its processor and code to {fusion}/final (all processes call this).
+
+    The folder is for sharing: safetensors and JSON only. The Trainer's ``training_args.bin`` (a pickle that only
+    ``torch.load(weights_only=False)`` reads) is replaced by ``training_args.json``.
+    """
+    final_dir = experiment.output_dir / fusion / "final"
+    trainer.save_model(str(final_dir))  # every process: FSDP gathers the weights; only the main one writes
+    if not experiment.is_main:
+        return
+    (final_dir / TRAINING_ARGS_NAME).unlink(missing_ok=True)
+    (final_dir / "training_args.json").write_text(trainer.args.to_json_string(), encoding="utf-8")
+    pickles = [path.name for path in final_dir.rglob("*") if path.suffix in PICKLE_SUFFIXES]
+    if pickles:
+        raise RuntimeError(f"{final_dir} holds pickle files ({', '.join(pickles)}); a shared folder must not.")
+    info = {**info, "fusion": fusion, "run_dir": str(experiment.output_dir), "num_folds": len(experiment.folds),
+            "preset": experiment.preset["preset"], "text_model": experiment.model_args.text_model,
+            "audio_model": experiment.model_args.audio_model, "fingerprint_sha256": experiment.fingerprint_sha256}
+    write_json(final_dir / "final_info.json", info)
+    logger.info("%s: saved the final model (%s) to %s.", fusion, info["origin"], final_dir)
+
+
+def _multi_hot(emotions) -> np.ndarray:
+    from ..data import multi_hot
+
+    return np.stack([multi_hot(row) for row in emotions])
+
+
+def _gather_objects(value, world_size: int) -> list:
+    if world_size <= 1:
+        return [value]
+    from accelerate.utils import gather_object
+
+    return gather_object([value])
+
+
+__all__ = ["run_fold", "train_final_on_all_data", "save_final", "build_model", "make_trainer", "EXIT_AFTER_SAVE_ENV",
+           "ExitAfterSaveCallback", "CountTrainingSteps"]

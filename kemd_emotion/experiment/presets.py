@@ -1,0 +1,134 @@
+"""Presets: named, documented sets of option values (the seed paper's recipe, the embedded default, ours).
+
+One row per option, one value per preset; `PRESETS` and the README's table are read from these rows. A preset
+fills every option of its column that the command line does not give; an option given explicitly always wins, and
+the run records it (``run_args.json`` -> ``preset.overrides``). To add an option to the presets, add a row.
+
+- ``paper``: the seed paper in every setting it states (values it does not state are marked and are our defaults).
+- ``sample``: the embedded default: the synthetic sample corpus and small random-init encoders, on a CPU.
+- ``best``: this package's recommended settings for real encoders.
+- ``auto`` (not a column): ``paper`` when ``--text_model`` / ``--audio_model`` is given, ``sample`` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+PRESET_NAMES = ("paper", "sample", "best")
+"""The presets, in the table's column order."""
+AUTO = "auto"
+ENCODER_OPTIONS = ("text_model", "audio_model")
+"""Given or filled as a pair: when the command line names either encoder, the preset fills neither."""
+
+
+@dataclass(frozen=True)
+class PresetOption:
+    """One option's value in each preset, whether the seed paper states it, and why the others differ."""
+
+    option: str
+    values: Mapping[str, object]
+    paper_states: bool
+    why: str = ""
+
+
+PRESET_OPTIONS: tuple[PresetOption, ...] = (
+    PresetOption("text_model", {"paper": "klue/bert-base", "sample": None, "best": "klue/bert-base"}, True,
+                 "sample: small random-init encoders built offline (no download), so the job runs anywhere."),
+    PresetOption("audio_model", {"paper": "facebook/wav2vec2-base", "sample": None, "best": "facebook/wav2vec2-base"},
+                 True, "As text_model."),
+    PresetOption("pooling", {"paper": "last", "sample": "mean", "best": "mean"}, True,
+                 "The paper pools the last time step: BERT's final [SEP] and one 20 ms wav2vec2 frame. The mean over "
+                 "every real token and frame uses the whole clip."),
+    PresetOption("audio_representation", {"paper": "conv", "sample": "conv", "best": "conv"}, True,
+                 "conv is the paper's 512-d normalised convolutional vector (the transformer layers are not run)."),
+    PresetOption("max_audio_seconds", {"paper": 5.0, "sample": 2.0, "best": 5.0}, True,
+                 "sample: its clips are 1-2 s long; a 2 s crop keeps CPU batches small."),
+    PresetOption("max_text_length", {"paper": 128, "sample": 128, "best": 128}, False),
+    PresetOption("per_device_train_batch_size", {"paper": 32, "sample": 16, "best": 32}, True,
+                 "sample: about 20 optimizer steps per epoch on ~320 training rows."),
+    PresetOption("learning_rate", {"paper": 1e-5, "sample": 4e-3, "best": 1e-5}, True,
+                 "sample: random-init small encoders learn nothing at 1e-5; they need a much larger step."),
+    PresetOption("num_train_epochs", {"paper": 5.0, "sample": 6.0, "best": 5.0}, True,
+                 "sample: one more epoch for training from scratch."),
+    PresetOption("adam_epsilon", {"paper": 1e-8, "sample": 1e-8, "best": 1e-8}, True),
+    PresetOption("warmup_steps", {"paper": 0.0, "sample": 0.1, "best": 0.0}, False,
+                 "sample: 10 % warm-up (a float < 1 is a fraction of the steps) steadies the large step."),
+    PresetOption("weight_decay", {"paper": 0.0, "sample": 0.01, "best": 0.0}, False,
+                 "sample: light regularisation for training from scratch."),
+    PresetOption("num_folds", {"paper": 5, "sample": 5, "best": 5}, True),
+    PresetOption("fold_by", {"paper": "contiguous", "sample": "contiguous", "best": "session"}, True,
+                 "best: session folds keep every session and speaker on one side, so the scores say how the model "
+                 "does on voices it never heard; contiguous file-order folds share speakers between train and test."),
+    PresetOption("annotations", {"paper": "all", "sample": "speaker", "best": "speaker"}, True,
+                 "KEMDy19: a listener row labels what the OTHER actor felt while hearing the clip: the same audio and "
+                 "text with a second, different target. Speaker rows label the voice that is heard. (KEMDy20 has "
+                 "speaker rows only.)"),
+)
+"""The preset table: one row per option."""
+
+PRESETS: dict[str, dict[str, object]] = {
+    name: {row.option: row.values[name] for row in PRESET_OPTIONS} for name in PRESET_NAMES
+}
+"""Preset name -> {option: value}."""
+
+SAMPLE_PRESET = PRESETS["sample"]
+"""The embedded default's values (kept under its former name)."""
+
+
+def resolve_preset(requested: str, values: Mapping[str, object]) -> str:
+    """``auto`` -> ``paper`` when `values` name an encoder, else ``sample``; a preset name -> itself.
+
+    Raises:
+        ValueError: an unknown preset name.
+    """
+    if requested == AUTO:
+        return "paper" if any(values.get(option) for option in ENCODER_OPTIONS) else "sample"
+    if requested not in PRESETS:
+        raise ValueError(f"--preset {requested!r} is not a preset; expected one of {AUTO}, {', '.join(PRESET_NAMES)}.")
+    return requested
+
+
+def apply_preset(values: dict, explicit: set[str], requested: str) -> dict:
+    """Fill `values` (option -> value, updated in place) from the preset for every option not in `explicit`.
+
+    Returns the record ``run_args.json`` keeps: ``{"requested", "preset", "values" (the whole column), "applied"
+    (what it filled), "overrides" ({option: {"preset", "given"}} for explicit options that differ from the
+    preset), "explicit"}``.
+    """
+    name = resolve_preset(requested, values)
+    explicit = set(explicit)
+    if explicit & set(ENCODER_OPTIONS):
+        explicit |= set(ENCODER_OPTIONS)  # one encoder given: the preset must not pair it with another
+    applied, overrides = {}, {}
+    for option, value in PRESETS[name].items():
+        if option in explicit:
+            if values.get(option) != value:
+                overrides[option] = {"preset": value, "given": values.get(option)}
+        else:
+            values[option] = value
+            applied[option] = value
+    return {"requested": requested, "preset": name, "values": dict(PRESETS[name]), "applied": applied,
+            "overrides": overrides, "explicit": sorted(explicit)}
+
+
+def preset_table_markdown() -> str:
+    """The README's preset table, from `PRESET_OPTIONS`."""
+    lines = ["| option | paper | sample | best | why we differ |", "|---|---|---|---|---|"]
+    for row in PRESET_OPTIONS:
+        cells = [_format(row.values[name]) + (" †" if name == "paper" and not row.paper_states else "")
+                 for name in PRESET_NAMES]
+        lines.append(f"| `--{row.option}` | " + " | ".join(cells) + f" | {row.why} |")
+    return "\n".join(lines) + "\n"
+
+
+def _format(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return f"`{value}`" if isinstance(value, str) else str(value)
+
+
+__all__ = ["PRESETS", "PRESET_NAMES", "PRESET_OPTIONS", "PresetOption", "SAMPLE_PRESET", "AUTO", "ENCODER_OPTIONS",
+           "resolve_preset", "apply_preset", "preset_table_markdown"]
