@@ -19,7 +19,7 @@ import pytest
 from test_hub import BLOCK_KEMD_EMOTION
 
 from kemd_emotion.data import load_kemdy, write_sample_corpus
-from kemd_emotion.experiment import _has_accelerator
+from kemd_emotion.experiment.arguments import has_accelerator
 from kemd_emotion.testing_utils import FULL_SIZE_AUDIO_ENCODERS, FULL_SIZE_TEXT_ENCODERS, save_encoder_folders
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def test_run_emotion_with_full_size_encoders_reloads_with_identical_outputs(tmp_
         "--fusion", "cat", "--audio_representation", "hidden", "--num_folds", "2", "--folds", "1",
         "--max_samples", "8", "--max_steps", "1", "--per_device_train_batch_size", "2",
         "--per_device_eval_batch_size", "4", "--save_strategy", "no", "--disable_tqdm", "true",
-        *([] if not _has_accelerator() else ["--use_cpu", "true"]),
+        *([] if not has_accelerator() else ["--use_cpu", "true"]),
     ]
     result = run(command, REPO, {"PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
