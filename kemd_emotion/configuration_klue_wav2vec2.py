@@ -6,6 +6,7 @@ huggingface_hub and the other ``*_klue_wav2vec2`` / ``pipeline_emotion`` files, 
 
 from __future__ import annotations
 
+import copy
 import sys
 
 from huggingface_hub.dataclasses import strict
@@ -140,6 +141,16 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
     asr_model: str | None = None
 
     def __post_init__(self, **kwargs):
+        # A sub-config given as an object is copied, never adopted: the base class sets `_attn_implementation` on
+        # every sub-config (to None unless `attn_implementation=` is given), which used to reset the caller's config
+        # (e.g. `model.config` of a loaded encoder) and drop the implementation it was loaded with.
+        kept_attention = {}
+        for key in self.sub_configs_defaults:
+            sub_config = getattr(self, key)
+            if isinstance(sub_config, PreTrainedConfig):
+                kept_attention[key] = sub_config._attn_implementation
+                setattr(self, key, copy.deepcopy(sub_config))
+        requested_attention = kwargs.get("attn_implementation")
         if self.id2label is None:
             self.id2label = dict(enumerate(EMOTIONS))
             self.label2id = {label: i for i, label in enumerate(EMOTIONS)}
@@ -148,6 +159,10 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
         if self.problem_type is None:
             self.problem_type = "multi_label_classification"
         super().__post_init__(**kwargs)
+        if requested_attention is None:
+            # Nothing asked for the whole model: each encoder keeps the attention it was configured or loaded with.
+            for key, implementation in kept_attention.items():
+                getattr(self, key)._attn_implementation_internal = implementation
         forget_registered_custom_pipelines(self)
         self.check_values()
 

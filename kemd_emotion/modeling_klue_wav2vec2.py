@@ -7,6 +7,10 @@ Padding is the thing to get right here. Every pooled vector is computed from rea
 wav2vec2's group-norm feature encoder (wav2vec2-base), whose first layer normalises each channel over *time*,
 gets its statistics from the real frames only. So an utterance gives the same outputs alone and padded inside a
 batch of longer ones, whichever feature encoder the checkpoint has.
+
+The forward pass has no Python branch on tensor values, so `torch.export`, `torch.jit.trace` and
+`torch.compile(fullgraph=True)` capture it whole. Checks on values (clip lengths, batch sizes) run in eager mode only;
+a traced graph relies on the processor, which refuses clips shorter than the speech encoder's receptive field.
 """
 
 from __future__ import annotations
@@ -16,10 +20,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, is_tracing
 
 from .configuration_klue_wav2vec2 import KlueWav2Vec2EmotionConfig
 
@@ -75,9 +78,19 @@ def masked_group_norm(hidden_states: torch.Tensor, norm: nn.GroupNorm, lengths: 
     """`nn.GroupNorm` over `(batch, channels, time)` whose statistics come only from each sample's first `lengths`
     frames; the frames after them are set to zero. Equal to `norm(x[i:i+1, :, :length])` on each sample's real frames.
 
-    One fused `group_norm` per sample on its real slice: 5x faster than masked reductions over the padded batch
-    (benchmarks/README.md), and batches are small.
+    Two implementations of one function, tested equal (values and gradients). In eager mode, one fused `group_norm`
+    per sample on its real slice: the tensor-op version over the padded batch takes 2.4x its time there. While a graph
+    is captured (`torch.export`, `torch.jit.trace`, `torch.compile`), the tensor-op version: the per-sample slices need
+    the lengths as Python numbers, which a graph cannot hold, and compiled it takes 0.8x the loop's time
+    (benchmarks/bench_group_norm.py).
     """
+    if is_tracing(hidden_states):
+        return masked_group_norm_tensor_ops(hidden_states, norm, lengths)
+    return masked_group_norm_per_sample(hidden_states, norm, lengths)
+
+
+def masked_group_norm_per_sample(hidden_states: torch.Tensor, norm: nn.GroupNorm, lengths: torch.Tensor) -> torch.Tensor:
+    """[`masked_group_norm`] in eager mode: one fused `group_norm` per sample on its real frames."""
     time = hidden_states.shape[-1]
     lengths = lengths.tolist()
     if all(length == time for length in lengths):
@@ -89,11 +102,82 @@ def masked_group_norm(hidden_states: torch.Tensor, norm: nn.GroupNorm, lengths: 
     return torch.cat(pieces)
 
 
+def masked_group_norm_tensor_ops(hidden_states: torch.Tensor, norm: nn.GroupNorm, lengths: torch.Tensor) -> torch.Tensor:
+    """[`masked_group_norm`] as tensor operations over the padded batch (no Python number taken from a tensor).
+
+    Statistics in float32 whatever the input dtype, as `group_norm` keeps them; two passes (mean, then the variance
+    of the centred values) so that channels with a large mean lose no precision.
+    """
+    batch, channels, time = hidden_states.shape
+    groups, per_group = norm.num_groups, channels // norm.num_groups
+    mask = lengths_to_mask(lengths, time)
+    values = hidden_states.float()
+    weights = mask[:, None, :].to(values.dtype)
+    count = (lengths.to(values.dtype) * per_group).clamp(min=1.0)[:, None]
+
+    def per_channel_group_mean(per_channel_sums: torch.Tensor) -> torch.Tensor:
+        # (batch, channels) sums over time -> (batch, channels) means over each channel's group. Only these small
+        # tensors are regrouped: reshaping the (batch, channels, time) one puts shape guards into exported graphs.
+        group_sums = per_channel_sums.reshape(batch, groups, per_group).sum(-1)
+        return (group_sums / count).repeat_interleave(per_group, dim=1)[..., None]
+
+    mean = per_channel_group_mean((values * weights).sum(-1))
+    centred = (values - mean) * weights
+    variance = per_channel_group_mean(centred.square().sum(-1))
+    normalised = centred * torch.rsqrt(variance + norm.eps)
+    if norm.affine:
+        normalised = normalised * norm.weight.float()[:, None] + norm.bias.float()[:, None]
+    return torch.where(mask[:, None, :], normalised, 0.0).to(hidden_states.dtype)
+
+
 def group_norm_conv_layer(layer: nn.Module, hidden_states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """wav2vec2's conv -> GroupNorm -> activation layer, with the norm's statistics from the first `lengths` frames."""
     hidden_states = layer.conv(hidden_states)
     hidden_states = masked_group_norm(hidden_states, layer.layer_norm, lengths)
     return layer.activation(hidden_states)
+
+
+def conv_feature_encoder(
+    feature_encoder: nn.Module, input_values: torch.Tensor, sample_lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run wav2vec2's convolutional feature encoder on zero-padded audio, padding-invariantly.
+
+    Args:
+        feature_encoder: the encoder's `feature_extractor` (anything with `conv_layers` whose items have `conv`, and
+            `layer_norm` + `activation` when the norm is a `GroupNorm`).
+        input_values (`(batch, samples)`): zero-padded audio.
+        sample_lengths (`(batch,)`): real samples per clip.
+
+    Returns:
+        `(batch, channels, frames)` features and `(batch,)` real frames per clip. A GroupNorm layer (wav2vec2-base's
+        first) takes its statistics from real frames only; other layers run as they are, checkpointed when
+        activation checkpointing is on.
+    """
+    hidden = input_values[:, None]
+    # As in Wav2Vec2FeatureEncoder.forward: reentrant checkpointing differentiates a checkpointed layer only when its
+    # input requires grad, and raw audio never does. Without this the whole conv stack gets no gradient.
+    if (
+        feature_encoder.training
+        and torch.is_grad_enabled()
+        and not hidden.requires_grad
+        and any(parameter.requires_grad for parameter in feature_encoder.parameters())
+    ):
+        hidden = hidden.detach().requires_grad_(True)
+    lengths = sample_lengths
+    for layer in feature_encoder.conv_layers:
+        kernel, stride = layer.conv.kernel_size[0], layer.conv.stride[0]
+        lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
+        if isinstance(getattr(layer, "layer_norm", None), nn.GroupNorm):
+            # GroupNorm normalises over time: its statistics come from real frames only. This layer holds the
+            # largest activations of the model, so it is checkpointed like the others, with their settings
+            # (reentrant or not).
+            if getattr(layer, "gradient_checkpointing", False) and layer.training and torch.is_grad_enabled():
+                hidden = layer._gradient_checkpointing_func(group_norm_conv_layer, layer, hidden, lengths)
+            else:
+                hidden = group_norm_conv_layer(layer, hidden, lengths)
+        else:
+            hidden = layer(hidden)
+    return hidden, lengths
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
@@ -190,16 +274,29 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         self.regression_head = nn.Linear(config.fused_dim, len(config.regression_targets))
 
         self.post_init()
-        if config.freeze_feature_encoder:
-            self.freeze_feature_encoder()
+        self.apply_config_freezing()
 
     # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, then the freezing the config asks for.
+
+        The loader builds the model on the meta device and puts a new `nn.Parameter` (`requires_grad=True`) in place
+        of every loaded weight, undoing what `__init__` froze; the config is applied again once the weights are in.
+        """
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) with output_loading_info
+        model.apply_config_freezing()
+        return loaded
+
     @classmethod
     def from_text_audio_pretrained(
         cls,
         text_model_name_or_path: str | None = None,
         audio_model_name_or_path: str | None = None,
         *,
+        attn_implementation: str | None = None,
+        dtype: str | torch.dtype | None = None,
         text_model_kwargs: dict | None = None,
         audio_model_kwargs: dict | None = None,
         **config_kwargs,
@@ -211,27 +308,62 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
                 only for `fusion="speech"`.
             audio_model_name_or_path: hub id or folder of the wav2vec2 encoder (e.g. `"facebook/wav2vec2-base"`);
                 may be None only for `fusion="text"`.
+            attn_implementation: `"sdpa"`, `"eager"`, `"flash_attention_2"`, ... for both encoders (default: each
+                encoder's default, sdpa where it can run). An implementation that cannot run here raises
+                transformers' own error; nothing falls back silently.
+            dtype: the dtype of the whole model (`torch.bfloat16`, `"float32"`, `"auto"`, ...): both encoders are
+                loaded in it and the heads are made in it. Default: the dtype the encoders load in, which must
+                then agree.
             text_model_kwargs / audio_model_kwargs: passed to each `AutoModel.from_pretrained` (revision,
-                cache_dir, dtype, ...).
+                cache_dir, ...). They may also hold `attn_implementation` / `dtype` for one encoder; the arguments
+                above, when given, must not contradict them.
             config_kwargs: options of [`KlueWav2Vec2EmotionConfig`] (fusion, pooling, audio_representation, ...).
+
+        Raises:
+            ValueError: a needed encoder path is None, an argument contradicts the same key in
+                `text_model_kwargs` / `audio_model_kwargs`, or the encoders load in different dtypes without `dtype=`.
         """
         fusion = config_kwargs.get("fusion", "cat")
-        text_model_kwargs, audio_model_kwargs = dict(text_model_kwargs or {}), dict(audio_model_kwargs or {})
+        roles = {"text": dict(text_model_kwargs or {}), "audio": dict(audio_model_kwargs or {})}
+        for role, kwargs in roles.items():
+            for name, value in (("attn_implementation", attn_implementation), ("dtype", dtype)):
+                if value is None:
+                    continue
+                if name in kwargs and kwargs[name] != value:
+                    raise ValueError(
+                        f"{name}={value!r} contradicts {role}_model_kwargs[{name!r}]={kwargs[name]!r}; give one of them."
+                    )
+                kwargs[name] = value
 
-        def load(name_or_path, needed: bool, role: str, kwargs: dict):
+        def load(name_or_path, needed: bool, role: str):
             if name_or_path is None:
                 if needed:
                     raise ValueError(f"fusion={fusion!r} needs a pretrained {role} model; got {role}_model_name_or_path=None.")
                 return None, None
             if needed:
-                model = AutoModel.from_pretrained(name_or_path, **kwargs)
+                model = AutoModel.from_pretrained(name_or_path, **roles[role])
                 return model, model.config
-            return None, AutoConfig.from_pretrained(name_or_path, **kwargs)
+            config_only = {key: value for key, value in roles[role].items() if key not in ("dtype", "attn_implementation")}
+            return None, AutoConfig.from_pretrained(name_or_path, **config_only)
 
-        text_model, text_config = load(text_model_name_or_path, fusion != "speech", "text", text_model_kwargs)
-        audio_model, audio_config = load(audio_model_name_or_path, fusion != "text", "audio", audio_model_kwargs)
+        text_model, text_config = load(text_model_name_or_path, fusion != "speech", "text")
+        audio_model, audio_config = load(audio_model_name_or_path, fusion != "text", "audio")
+        loaded_dtypes = {role: model.dtype for role, model in (("text", text_model), ("audio", audio_model)) if model is not None}
+        if len(set(loaded_dtypes.values())) > 1:
+            found = " and ".join(f"the {role} encoder in {value}" for role, value in loaded_dtypes.items())
+            raise ValueError(
+                f"{found} were loaded; the fused model needs one dtype. Pass dtype= (e.g. dtype=torch.float32)."
+            )
+        model_dtype = next(iter(loaded_dtypes.values()))
+        if attn_implementation is not None:
+            config_kwargs["attn_implementation"] = attn_implementation
         config = KlueWav2Vec2EmotionConfig(text_config=text_config, audio_config=audio_config, **config_kwargs)
-        return cls(config, text_model=text_model, audio_model=audio_model)
+        model = cls(config, text_model=text_model, audio_model=audio_model)
+        # The projection and heads are made in the default dtype: bring them to the encoders' one.
+        model.to(model_dtype)
+        for sub_config in (config, config.text_config, config.audio_config):
+            sub_config.dtype = model_dtype
+        return model
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, plus the pipeline's code and its `custom_pipelines` entry, so that
@@ -244,10 +376,18 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             add_pipeline_files(save_directory)
 
     def freeze_feature_encoder(self) -> None:
-        """Stop gradients into wav2vec2's convolutional feature encoder (common when fine-tuning wav2vec2)."""
+        """Stop gradients into wav2vec2's convolutional feature encoder (common when fine-tuning wav2vec2).
+
+        Recorded in the config, so the model comes back frozen from `save_pretrained` -> `from_pretrained`.
+        """
         if self.audio_model is not None:
             self.audio_model.freeze_feature_encoder()
         self.config.freeze_feature_encoder = True
+
+    def apply_config_freezing(self) -> None:
+        """Freeze what `config.freeze_feature_encoder` says; called by `__init__` and after `from_pretrained`."""
+        if self.config.freeze_feature_encoder:
+            self.freeze_feature_encoder()
 
     # ------------------------------------------------------------------ encoders
     def encode_text(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
@@ -261,45 +401,42 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
 
     def encode_audio(self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled speech vector `(batch, audio_embed_dim)` from zero-padded 16 kHz samples `(batch, samples)`."""
-        wav2vec2 = self.audio_model
+        speech_encoder = self.audio_model
+        feature_encoder = speech_encoder.feature_extractor
+        input_values = input_values.to(feature_encoder.conv_layers[0].conv.weight.dtype)
         batch, num_samples = input_values.shape
         if audio_attention_mask is None:
             sample_lengths = torch.full((batch,), num_samples, dtype=torch.long, device=input_values.device)
         else:
             sample_lengths = audio_attention_mask.long().sum(-1)
-        if bool((sample_lengths < self.min_audio_samples).any()):
-            raise ValueError(
-                f"input_values: a clip of {int(sample_lengths.min())} samples is shorter than the speech encoder's "
-                f"receptive field ({self.min_audio_samples} samples, 25 ms at 16 kHz)."
-            )
+        if not is_tracing(input_values):
+            self.check_audio_lengths(sample_lengths)
         # Zero padding whatever the caller sent, so the convolutions see what they would see on the clip alone.
         sample_mask = lengths_to_mask(sample_lengths, num_samples)
-        hidden = (input_values * sample_mask.to(input_values.dtype))[:, None]
-
-        lengths = sample_lengths
-        for layer in wav2vec2.feature_extractor.conv_layers:
-            kernel, stride = layer.conv.kernel_size[0], layer.conv.stride[0]
-            lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
-            if isinstance(getattr(layer, "layer_norm", None), nn.GroupNorm):
-                # GroupNorm normalises over time: take its statistics from real frames only. This layer holds the
-                # largest activations of the model, so it is checkpointed like the others when asked to.
-                if getattr(layer, "gradient_checkpointing", False) and self.training and torch.is_grad_enabled():
-                    hidden = torch.utils.checkpoint.checkpoint(
-                        group_norm_conv_layer, layer, hidden, lengths, use_reentrant=False
-                    )
-                else:
-                    hidden = group_norm_conv_layer(layer, hidden, lengths)
-            else:
-                hidden = layer(hidden)
-        frame_mask = lengths_to_mask(lengths, hidden.shape[-1])
-        features = wav2vec2.feature_projection.layer_norm(hidden.transpose(1, 2))
+        hidden, frame_lengths = conv_feature_encoder(
+            feature_encoder, input_values * sample_mask.to(input_values.dtype), sample_lengths
+        )
+        frame_mask = lengths_to_mask(frame_lengths, hidden.shape[-1])
+        features = hidden.transpose(1, 2)
+        projection = speech_encoder.feature_projection
+        if getattr(projection, "layer_norm", None) is not None:  # wav2vec2 normalises; HuBERT may not
+            features = projection.layer_norm(features)
         if self.config.audio_representation == "conv":
             return pool(features, frame_mask, self.config.pooling)
 
-        hidden = wav2vec2.feature_projection.dropout(wav2vec2.feature_projection.projection(features))
-        hidden = wav2vec2._mask_hidden_states(hidden, attention_mask=frame_mask)
-        hidden = wav2vec2.encoder(hidden, attention_mask=frame_mask).last_hidden_state
+        hidden = projection.dropout(projection.projection(features))
+        hidden = speech_encoder._mask_hidden_states(hidden, attention_mask=frame_mask)
+        hidden = speech_encoder.encoder(hidden, attention_mask=frame_mask).last_hidden_state
         return pool(hidden, frame_mask, self.config.pooling)
+
+    def check_audio_lengths(self, sample_lengths: torch.Tensor) -> None:
+        """Raise a ValueError when a clip is shorter than the speech encoder's receptive field (eager mode only)."""
+        shortest = int(sample_lengths.min())
+        if shortest < self.min_audio_samples:
+            raise ValueError(
+                f"input_values: a clip of {shortest} samples is shorter than the speech encoder's receptive field "
+                f"({self.min_audio_samples} samples, {1000 * self.min_audio_samples / 16000:g} ms at 16 kHz)."
+            )
 
     @property
     def min_audio_samples(self) -> int:
@@ -330,7 +467,8 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             regression_labels (`(batch, 2)` floats): arousal then valence on the 1-5 scale.
         """
         config = self.config
-        self.check_inputs(input_ids, input_values)
+        if not is_tracing():
+            self.check_inputs(input_ids, input_values)
         text_embeds = self.encode_text(input_ids, attention_mask, token_type_ids) if config.uses_text else None
         audio_embeds = self.encode_audio(input_values, audio_attention_mask) if config.uses_audio else None
 

@@ -30,7 +30,14 @@ import torch
 from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
-from .processing_klue_wav2vec2 import MIN_AUDIO_SAMPLES, SAMPLING_RATE, load_audio, resample, to_mono
+from .processing_klue_wav2vec2 import (
+    MIN_AUDIO_SAMPLES,
+    SAMPLING_RATE,
+    UnknownArgumentError,
+    load_audio,
+    resample,
+    to_mono,
+)
 from .transcription_klue_wav2vec2 import Transcriber, TranscriptionError, check_on_empty_transcript
 
 logger = logging.get_logger(__name__)
@@ -168,6 +175,8 @@ def window_bounds(num_samples: int, window: int, hop: int) -> list[tuple[int, in
     >>> window_bounds(3, 4, 4)
     [(0, 3)]
     """
+    if hop < 1:
+        raise ValueError(f"hop={hop} samples: windows must advance by at least one sample.")
     if num_samples <= window:
         return [(0, num_samples)]
     bounds, start = [], 0
@@ -268,7 +277,10 @@ class EmotionMultimodalPipeline(ChunkPipeline):
 
     def _sanitize_parameters(self, top_k=None, threshold=None, chunk_length_s=None, stride_length_s=None, **kwargs):
         if kwargs:
-            raise TypeError(f"{type(self).__name__} got unexpected arguments: {', '.join(sorted(kwargs))}.")
+            raise UnknownArgumentError(
+                f"{type(self).__name__} got unexpected argument(s) {', '.join(sorted(kwargs))}; it accepts top_k, "
+                "threshold, chunk_length_s, stride_length_s and the pipeline's own (batch_size, ...)."
+            )
         preprocess, postprocess = {}, {}
         num_labels = self.model.config.num_labels
         if top_k is not None:
@@ -302,10 +314,18 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             raise ValueError(
                 f"stride_length_s must be at least 0 and shorter than chunk_length_s={chunk_length_s}; got {stride!r}."
             )
+        # Checked in samples, the unit the windows are cut in: seconds that differ can round to the same sample.
         window = int(round(chunk_length_s * SAMPLING_RATE))
         if window < MIN_AUDIO_SAMPLES:
             raise ValueError(f"chunk_length_s={chunk_length_s} is shorter than the speech encoder's 25 ms.")
-        return {"window": window, "hop": window - int(round(stride * SAMPLING_RATE))}
+        hop = window - int(round(stride * SAMPLING_RATE))
+        if hop < 1:
+            raise ValueError(
+                f"chunk_length_s={chunk_length_s} and stride_length_s={stride_length_s} leave consecutive windows "
+                f"{hop} samples apart at {SAMPLING_RATE} Hz; the windows must advance by at least one sample "
+                f"(stride_length_s <= {(window - 1) / SAMPLING_RATE:g})."
+            )
+        return {"window": window, "hop": hop}
 
     # ------------------------------------------------------------------ call
     def __call__(self, inputs, **kwargs):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from transformers import BatchFeature
@@ -95,6 +96,52 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE, max_
     return audio if max_seconds is None else audio[: int(round(max_seconds * sampling_rate))]
 
 
+PADDING_VALUES = (True, False, "longest", "max_length", "do_not_pad")
+RETURN_TENSORS = ("pt", "np", None)
+MODALITY_OPTIONS = ("padding", "truncation", "max_length", "pad_to_multiple_of", "return_attention_mask")
+"""Keywords that apply to a modality: given flat they apply to text and audio, as in `ProcessorMixin`; in
+`text_kwargs=` / `audio_kwargs=` to that one only."""
+CALL_ARGUMENTS = ("text", "audio", "sampling_rate", *MODALITY_OPTIONS, "return_tensors", "text_kwargs", "audio_kwargs")
+
+
+class UnknownArgumentError(TypeError, ValueError):
+    """An unknown keyword argument: a TypeError as Python raises for one, and a ValueError as every bad input here."""
+
+
+@dataclass
+class ModalityOptions:
+    """The resolved keywords of one modality (see `KlueWav2Vec2Processor.__call__`)."""
+
+    padding: bool | str = True
+    truncation: bool = True
+    max_length: int | None = None
+    pad_to_multiple_of: int | None = None
+    return_attention_mask: bool = True
+
+    @classmethod
+    def from_keywords(cls, modality: str, keywords: dict) -> "ModalityOptions":
+        """Validate `keywords` (a subset of MODALITY_OPTIONS) for `modality`; raise a ValueError naming a bad one."""
+        options = cls(**keywords)
+        padding = getattr(options.padding, "value", options.padding)  # transformers' PaddingStrategy enum
+        if padding not in PADDING_VALUES or (padding in (0, 1) and not isinstance(padding, bool)):
+            raise ValueError(
+                f"padding={options.padding!r} ({modality}) is not supported; expected one of "
+                f"{', '.join(map(repr, PADDING_VALUES))}."
+            )
+        options.padding = {"longest": True, "do_not_pad": False}.get(padding, padding)
+        if not isinstance(options.truncation, bool):
+            raise ValueError(f"truncation={options.truncation!r} ({modality}) must be True or False.")
+        if not isinstance(options.return_attention_mask, bool):
+            raise ValueError(
+                f"return_attention_mask={options.return_attention_mask!r} ({modality}) must be True or False."
+            )
+        for name in ("max_length", "pad_to_multiple_of"):
+            value = getattr(options, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+                raise ValueError(f"{name}={value!r} ({modality}) must be a positive whole number or None.")
+        return options
+
+
 class KlueWav2Vec2Processor(ProcessorMixin):
     r"""
     Tokenises transcripts with a BERT tokenizer (`do_lower_case=False`: lower-casing NFD-splits Hangul into [UNK])
@@ -137,14 +184,7 @@ class KlueWav2Vec2Processor(ProcessorMixin):
     def model_input_names(self) -> list[str]:
         return ["input_ids", "attention_mask", "token_type_ids", "input_values", "audio_attention_mask"]
 
-    def __call__(
-        self,
-        text: str | Sequence[str] | None = None,
-        audio=None,
-        sampling_rate: int | None = None,
-        return_tensors: str | None = "pt",
-        **kwargs,
-    ) -> BatchFeature:
+    def __call__(self, text: str | Sequence[str] | None = None, audio=None, sampling_rate: int | None = None, **kwargs) -> BatchFeature:
         """Prepare one example or a batch.
 
         Args:
@@ -152,14 +192,30 @@ class KlueWav2Vec2Processor(ProcessorMixin):
             audio: one clip (`np.ndarray` of shape `(samples,)`, or `(channels, samples)` / `(samples, channels)`) or
                 a list of clips, at `sampling_rate`.
             sampling_rate: rate of `audio` in Hz; resampled to 16 kHz when different. None means 16 kHz.
-            return_tensors: `"pt"` (default), `"np"` or None.
+            padding (`True`/`"longest"` (default), `"max_length"`, `False`/`"do_not_pad"`): pad to the batch's
+                longest item, or to `max_length` (fixed shapes: text to `max_text_length` tokens, audio to
+                `max_audio_seconds`, the paper's fixed 5 s), or not at all (a batch must then be of equal lengths).
+            truncation (`bool`, defaults to True): cut text to `max_length` tokens and audio to `max_length` samples.
+            max_length (`int`): tokens for text (default `max_text_length`), samples at 16 kHz for audio (default
+                `max_audio_seconds` * 16000). Given flat with both text and audio it would mean both: pass it in
+                `text_kwargs` / `audio_kwargs` instead.
+            pad_to_multiple_of (`int`): round the padded length up to a multiple of this.
+            return_attention_mask (`bool`, defaults to True): return `attention_mask` / `audio_attention_mask`. The
+                audio mask is always computed (per-utterance normalisation ignores padding), whatever the feature
+                extractor's own `return_attention_mask` says (False for wav2vec2-base).
+            return_tensors: `"pt"` (default), `"np"` or None (lists).
+            text_kwargs, audio_kwargs (`dict`): the keywords above for one modality only, as `ProcessorMixin` takes
+                them (a key may not be given both there and flat).
 
         Returns:
             `BatchFeature` with `input_ids, attention_mask, token_type_ids` (when text is given) and
-            `input_values, audio_attention_mask` (when audio is given).
+            `input_values, audio_attention_mask` (when audio is given): the two masks stay apart.
+
+        Raises:
+            UnknownArgumentError (a TypeError and a ValueError): an unknown keyword; the message lists the accepted ones.
+            ValueError: naming the input or keyword, for anything else that cannot be prepared.
         """
-        if kwargs:
-            raise TypeError(f"KlueWav2Vec2Processor got unexpected arguments: {', '.join(sorted(kwargs))}.")
+        text_options, audio_options, return_tensors = self.resolve_options(text is not None, audio is not None, kwargs)
         if text is None and audio is None:
             raise ValueError("Give text=, audio= or both; got neither.")
         texts = self._as_text_list(text) if text is not None else None
@@ -169,11 +225,46 @@ class KlueWav2Vec2Processor(ProcessorMixin):
 
         data = {}
         if texts is not None:
-            data.update(self.encode_text(texts))
+            data.update(self.encode_text(texts, text_options, return_tensors))
         if clips is not None:
             rate = self.sampling_rate if sampling_rate is None else check_sampling_rate(sampling_rate)
-            data.update(self.encode_audio(clips, rate))
+            data.update(self.encode_audio(clips, rate, audio_options, return_tensors))
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+    @staticmethod
+    def resolve_options(has_text: bool, has_audio: bool, kwargs: dict) -> tuple[ModalityOptions, ModalityOptions, str | None]:
+        """Split the call's keywords into text options, audio options and `return_tensors`, as `ProcessorMixin`
+        merges them: flat keywords apply to both modalities, `text_kwargs` / `audio_kwargs` to one."""
+        unknown = sorted(set(kwargs) - set(CALL_ARGUMENTS))
+        if unknown:
+            raise UnknownArgumentError(
+                f"KlueWav2Vec2Processor got unexpected argument(s) {', '.join(unknown)}; it accepts "
+                f"{', '.join(CALL_ARGUMENTS)}."
+            )
+        return_tensors = kwargs.pop("return_tensors", "pt")
+        if return_tensors not in RETURN_TENSORS:
+            raise ValueError(f"return_tensors={return_tensors!r} is not supported; expected 'pt', 'np' or None.")
+        if has_text and has_audio and "max_length" in kwargs:
+            raise ValueError(
+                f"max_length={kwargs['max_length']!r} is ambiguous with both text and audio (tokens or samples?); pass "
+                "text_kwargs={'max_length': tokens} and/or audio_kwargs={'max_length': samples at 16 kHz}."
+            )
+        per_modality = {}
+        for modality in ("text", "audio"):
+            specific = kwargs.get(f"{modality}_kwargs") or {}
+            if not isinstance(specific, dict):
+                raise ValueError(f"{modality}_kwargs must be a dict; got {type(specific).__name__}.")
+            unknown = sorted(set(specific) - set(MODALITY_OPTIONS))
+            if unknown:
+                raise UnknownArgumentError(
+                    f"{modality}_kwargs got unexpected key(s) {', '.join(unknown)}; it accepts {', '.join(MODALITY_OPTIONS)}."
+                )
+            twice = sorted(set(specific) & set(kwargs))
+            if twice:
+                raise ValueError(f"{', '.join(twice)} given twice: in {modality}_kwargs and as a keyword argument.")
+            flat = {key: kwargs[key] for key in MODALITY_OPTIONS if key in kwargs}
+            per_modality[modality] = ModalityOptions.from_keywords(modality, {**flat, **specific})
+        return per_modality["text"], per_modality["audio"], return_tensors
 
     # ------------------------------------------------------------------ text
     @staticmethod
@@ -190,16 +281,27 @@ class KlueWav2Vec2Processor(ProcessorMixin):
             raise ValueError("text is an empty list; expected at least one transcript.")
         return list(texts)
 
-    def encode_text(self, texts: list[str]) -> dict:
+    def encode_text(self, texts: list[str], options: ModalityOptions | None = None, return_tensors="pt") -> dict:
+        """Tokenise `texts`: `input_ids`, `token_type_ids` and (unless `return_attention_mask=False`) `attention_mask`."""
+        options = options or ModalityOptions()
+        max_length = options.max_length or self.max_text_length
         encoded = self.tokenizer(
             texts,
-            padding=True,
-            truncation=True,
-            max_length=self.max_text_length,
+            padding="max_length" if options.padding == "max_length" else options.padding,
+            truncation=options.truncation,
+            max_length=max_length if options.truncation or options.padding == "max_length" else None,
+            pad_to_multiple_of=options.pad_to_multiple_of,
             return_attention_mask=True,
             return_token_type_ids=True,
         )
-        return {key: encoded[key] for key in ("input_ids", "attention_mask", "token_type_ids")}
+        lengths = {len(ids) for ids in encoded["input_ids"]}
+        if return_tensors is not None and len(lengths) > 1:
+            raise ValueError(
+                f"padding={options.padding!r} leaves transcripts of {min(lengths)} to {max(lengths)} tokens, which do not "
+                "stack into one tensor; use padding=True or 'max_length', or return_tensors=None."
+            )
+        keys = ("input_ids", "attention_mask", "token_type_ids") if options.return_attention_mask else ("input_ids", "token_type_ids")
+        return {key: encoded[key] for key in keys}
 
     # ------------------------------------------------------------------ audio
     @staticmethod
@@ -210,10 +312,11 @@ class KlueWav2Vec2Processor(ProcessorMixin):
             return list(audio)
         return [audio]
 
-    def prepare_clip(self, clip, sampling_rate: int, name: str = "audio") -> np.ndarray:
-        """One clip -> validated mono float32 at 16 kHz, cropped to `max_audio_seconds`."""
+    def prepare_clip(self, clip, sampling_rate: int, name: str = "audio", max_samples: int | None = -1) -> np.ndarray:
+        """One clip -> validated mono float32 at 16 kHz, cropped to `max_samples` (default: `max_audio_seconds`;
+        None: not cropped)."""
         mono = to_mono(clip, name=name)
-        limit = self.max_audio_samples
+        limit = self.max_audio_samples if max_samples == -1 else max_samples
         if limit is not None and sampling_rate != self.sampling_rate:
             # Crop before resampling so that a long recording is not resampled whole.
             mono = mono[: int(math.ceil(limit * sampling_rate / self.sampling_rate)) + 1]
@@ -227,13 +330,45 @@ class KlueWav2Vec2Processor(ProcessorMixin):
             )
         return mono
 
-    def encode_audio(self, clips: list, sampling_rate: int) -> dict:
+    def encode_audio(self, clips: list, sampling_rate: int, options: ModalityOptions | None = None, return_tensors="pt") -> dict:
+        """Crop, resample, normalise and pad `clips`: `input_values` and (unless `return_attention_mask=False`)
+        `audio_attention_mask`, 1 on real samples."""
+        options = options or ModalityOptions()
+        max_length = options.max_length or self.max_audio_samples
         name = "audio" if len(clips) == 1 else "audio[{}]"
-        prepared = [self.prepare_clip(clip, sampling_rate, name.format(i)) for i, clip in enumerate(clips)]
+        crop = max_length if options.truncation else None
+        prepared = [self.prepare_clip(clip, sampling_rate, name.format(i), max_samples=crop) for i, clip in enumerate(clips)]
+        lengths = [clip.shape[0] for clip in prepared]
+        if options.padding == "max_length":
+            if max_length is None:
+                raise ValueError(
+                    "padding='max_length' pads audio to max_length samples, but neither audio max_length nor the "
+                    "processor's max_audio_seconds is set."
+                )
+            if max(lengths) > max_length:
+                raise ValueError(
+                    f"{name.format(lengths.index(max(lengths)))} has {max(lengths)} samples, more than max_length="
+                    f"{max_length} with truncation=False: padding='max_length' cannot give it a fixed shape."
+                )
+        elif options.padding is False and return_tensors is not None and len(set(lengths)) > 1:
+            raise ValueError(
+                f"padding=False leaves clips of {min(lengths)} to {max(lengths)} samples, which do not stack into one "
+                "tensor; use padding=True or 'max_length', or return_tensors=None."
+            )
+        # The mask is always asked for: the per-utterance normalisation must ignore padding, even with a feature
+        # extractor saved with return_attention_mask=False (wav2vec2-base's).
         features = self.feature_extractor(
-            prepared, sampling_rate=self.sampling_rate, padding=True, return_attention_mask=True
+            prepared,
+            sampling_rate=self.sampling_rate,
+            padding=options.padding,
+            max_length=max_length if options.padding == "max_length" else None,
+            pad_to_multiple_of=options.pad_to_multiple_of,
+            return_attention_mask=True,
         )
-        return {"input_values": features["input_values"], "audio_attention_mask": features["attention_mask"]}
+        data = {"input_values": features["input_values"]}
+        if options.return_attention_mask:
+            data["audio_attention_mask"] = features["attention_mask"]
+        return data
 
 
-__all__ = ["KlueWav2Vec2Processor", "load_audio", "to_mono", "resample", "SAMPLING_RATE", "MIN_AUDIO_SAMPLES"]
+__all__ = ["KlueWav2Vec2Processor", "UnknownArgumentError", "load_audio", "to_mono", "resample", "SAMPLING_RATE", "MIN_AUDIO_SAMPLES"]

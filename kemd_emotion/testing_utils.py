@@ -6,13 +6,22 @@ is trained on the texts you give it, deterministically (`kemd_emotion.wordpiece`
 
 from __future__ import annotations
 
+import itertools
+import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import BertConfig, BertTokenizer, Wav2Vec2Config, Wav2Vec2FeatureExtractor
+from transformers import AutoConfig, BertConfig, BertTokenizer, Wav2Vec2Config, Wav2Vec2FeatureExtractor
 
-from .configuration_klue_wav2vec2 import KlueWav2Vec2EmotionConfig
+from .configuration_klue_wav2vec2 import (
+    AUDIO_REPRESENTATIONS,
+    FUSIONS,
+    KLUE_BERT_BASE,
+    POOLINGS,
+    KlueWav2Vec2EmotionConfig,
+)
 from .processing_klue_wav2vec2 import KlueWav2Vec2Processor
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -164,4 +173,177 @@ __all__ = [
     "tiny_config",
     "train_wordpiece_tokenizer",
     "tiny_processor",
+]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Pretrained-encoder folders and the construction paths of the contract tests (tests/test_contracts.py).
+
+WAV2VEC2_BASE_FEATURE_EXTRACTOR = dict(
+    feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False
+)
+"""facebook/wav2vec2-base's `preprocessor_config.json`: it does not return an attention mask."""
+
+TEXT_ENCODERS: dict[str, Callable[..., object]] = {"bert": tiny_text_config}
+"""Text encoder kinds the contract tests build, by name -> tiny config builder (taking `vocab_size`)."""
+
+AUDIO_ENCODERS: dict[str, Callable[..., object]] = {
+    "wav2vec2-group": lambda: tiny_audio_config("group"),  # wav2vec2-base: GroupNorm over time in the first layer
+    "wav2vec2-layer": lambda: tiny_audio_config("layer"),  # wav2vec2-large-lv60 / XLS-R: LayerNorm in every layer
+}
+"""Speech encoder kinds the contract tests build, by name -> tiny config builder."""
+
+CONSTRUCTION_PATHS = ("config", "pretrained_encoders", "from_pretrained", "remote_code")
+"""The ways a user gets the model: `KlueWav2Vec2ForEmotion(config)`; `from_text_audio_pretrained` over encoder
+folders; `save_pretrained` -> `from_pretrained`; and `trust_remote_code` in a process where kemd_emotion cannot be
+imported."""
+
+
+@dataclass(frozen=True)
+class ContractCase:
+    """One model variant of the contract tests: the config options that change its computation."""
+
+    fusion: str = "cat"
+    audio_representation: str = "hidden"
+    pooling: str = "mean"
+    audio_encoder: str = "wav2vec2-group"
+    text_encoder: str = "bert"
+    options: tuple[tuple[str, object], ...] = field(default=())
+    """Further config options, as sorted (name, value) pairs (hashable)."""
+
+    @property
+    def id(self) -> str:
+        parts = [self.fusion, self.text_encoder if self.fusion != "speech" else None]
+        if self.fusion != "text":
+            parts += [self.audio_encoder, self.audio_representation]
+        parts += [self.pooling, *(f"{name}={value}" for name, value in self.options)]
+        return "-".join(part for part in parts if part)
+
+    @property
+    def config_kwargs(self) -> dict:
+        return {"fusion": self.fusion, "audio_representation": self.audio_representation, "pooling": self.pooling,
+                **dict(self.options)}
+
+    def with_options(self, **options) -> "ContractCase":
+        return ContractCase(self.fusion, self.audio_representation, self.pooling, self.audio_encoder,
+                            self.text_encoder, tuple(sorted({**dict(self.options), **options}.items())))
+
+
+def contract_cases(
+    fusions: Iterable[str] = FUSIONS,
+    audio_representations: Iterable[str] = AUDIO_REPRESENTATIONS,
+    poolings: Iterable[str] = POOLINGS,
+    audio_encoders: Iterable[str] = tuple(AUDIO_ENCODERS),
+    text_encoders: Iterable[str] = tuple(TEXT_ENCODERS),
+) -> list[ContractCase]:
+    """Every combination of the given options that is a different model (a text-only model has no speech options).
+
+    The defaults follow the config's accepted values, so a new fusion, audio representation or encoder kind is
+    covered by every contract test once it is added there (or to AUDIO_ENCODERS / TEXT_ENCODERS).
+    """
+    cases = {}
+    for fusion, representation, pooling, audio, text in itertools.product(
+        fusions, audio_representations, poolings, audio_encoders, text_encoders
+    ):
+        case = ContractCase(fusion, representation, pooling, audio, text)
+        cases.setdefault(case.id, case)
+    return list(cases.values())
+
+
+FULL_SIZE_TEXT_ENCODERS: dict[str, Callable[..., object]] = {
+    "klue-bert-base": lambda vocab_size: AutoConfig.for_model(**KLUE_BERT_BASE),  # 32000 embeddings, whatever the vocab
+}
+FULL_SIZE_AUDIO_ENCODERS: dict[str, Callable[..., object]] = {"wav2vec2-base": Wav2Vec2Config}
+"""The real checkpoints' shapes (klue/bert-base; the default Wav2Vec2Config is wav2vec2-base's), for the slow test."""
+
+
+def save_encoder_folders(
+    directory: str | os.PathLike,
+    texts: Iterable[str] = DEFAULT_TEXTS,
+    vocab_size: int = 300,
+    seed: int = 0,
+    text_encoders: dict[str, Callable[..., object]] | None = None,
+    audio_encoders: dict[str, Callable[..., object]] | None = None,
+) -> dict[str, Path]:
+    """Save random-init encoders as `from_pretrained` folders, laid out as klue/bert-base and wav2vec2-base are.
+
+    `directory/{name}` for every text encoder (default TEXT_ENCODERS: name -> config builder taking `vocab_size`):
+    the model with its pooler, and a WordPiece tokenizer trained on `texts` saved with `do_lower_case=False`, as
+    KLUE's; and for every audio encoder (default AUDIO_ENCODERS): the model and wav2vec2-base's feature extractor
+    settings (`return_attention_mask=False`, `do_normalize=True`). Returns `{name: folder}`.
+    """
+    import torch
+    from transformers import AutoModel
+
+    directory = Path(directory)
+    tokenizer = train_wordpiece_tokenizer(texts, vocab_size=vocab_size)
+    folders = {}
+    for name, build in (text_encoders or TEXT_ENCODERS).items():
+        torch.manual_seed(seed)
+        AutoModel.from_config(build(vocab_size=len(tokenizer))).save_pretrained(directory / name)
+        tokenizer.save_pretrained(directory / name)
+        folders[name] = directory / name
+    for name, build in (audio_encoders or AUDIO_ENCODERS).items():
+        torch.manual_seed(seed)
+        AutoModel.from_config(build()).save_pretrained(directory / name)
+        Wav2Vec2FeatureExtractor(**WAV2VEC2_BASE_FEATURE_EXTRACTOR).save_pretrained(directory / name)
+        folders[name] = directory / name
+    return folders
+
+
+def processor_for_encoders(
+    text_model_path: str | os.PathLike, audio_model_path: str | os.PathLike, **kwargs
+) -> KlueWav2Vec2Processor:
+    """The processor a user builds around two pretrained encoders: their own tokenizer and feature extractor, loaded
+    with the Auto classes and their saved settings (`kwargs` go to the processor)."""
+    from transformers import AutoFeatureExtractor, AutoTokenizer
+
+    return KlueWav2Vec2Processor(
+        AutoFeatureExtractor.from_pretrained(audio_model_path), AutoTokenizer.from_pretrained(text_model_path), **kwargs
+    )
+
+
+def build_from_encoder_folders(case: ContractCase, folders: dict[str, Path], seed: int = 0, **kwargs):
+    """Path "pretrained_encoders": `from_text_audio_pretrained` over the folders of `save_encoder_folders`, heads
+    initialised from `seed`; `kwargs` go to `from_text_audio_pretrained` (dtype, attn_implementation, ...)."""
+    import torch
+
+    from .modeling_klue_wav2vec2 import KlueWav2Vec2ForEmotion
+
+    torch.manual_seed(seed)
+    return KlueWav2Vec2ForEmotion.from_text_audio_pretrained(
+        str(folders[case.text_encoder]), str(folders[case.audio_encoder]), **case.config_kwargs, **kwargs
+    ).eval()
+
+
+def build_from_config(case: ContractCase, vocab_size: int, state_dict=None, **config_kwargs):
+    """Path "config": `KlueWav2Vec2ForEmotion(config)` with the encoder configs of `save_encoder_folders` and, when
+    given, the weights of `state_dict` (so that it is the same model as one built on another path)."""
+    from .modeling_klue_wav2vec2 import KlueWav2Vec2ForEmotion
+
+    config = KlueWav2Vec2EmotionConfig(
+        text_config=TEXT_ENCODERS[case.text_encoder](vocab_size=vocab_size),
+        audio_config=AUDIO_ENCODERS[case.audio_encoder](),
+        **case.config_kwargs,
+        **config_kwargs,
+    )
+    model = KlueWav2Vec2ForEmotion(config)
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    return model.eval()
+
+
+__all__ += [
+    "WAV2VEC2_BASE_FEATURE_EXTRACTOR",
+    "TEXT_ENCODERS",
+    "AUDIO_ENCODERS",
+    "CONSTRUCTION_PATHS",
+    "FULL_SIZE_TEXT_ENCODERS",
+    "FULL_SIZE_AUDIO_ENCODERS",
+    "ContractCase",
+    "contract_cases",
+    "save_encoder_folders",
+    "processor_for_encoders",
+    "build_from_encoder_folders",
+    "build_from_config",
 ]

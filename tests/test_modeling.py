@@ -10,7 +10,13 @@ from transformers.models.wav2vec2.modeling_wav2vec2 import Wav2Vec2EncoderLayer,
 
 from conftest import speech_like
 from kemd_emotion import EMOTIONS, KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion
-from kemd_emotion.modeling_klue_wav2vec2 import concordance_correlation, masked_group_norm, pool
+from kemd_emotion.modeling_klue_wav2vec2 import (
+    concordance_correlation,
+    masked_group_norm,
+    masked_group_norm_per_sample,
+    masked_group_norm_tensor_ops,
+    pool,
+)
 from kemd_emotion.testing_utils import tiny_audio_config, tiny_config, tiny_text_config
 
 TEXTS = ["안녕하세요 오늘 날씨가 정말 좋네요", "음"]
@@ -163,7 +169,9 @@ def test_unpadded_audio_path_matches_transformers_wav2vec2(norm, tiny_model_fact
     torch.testing.assert_close(conv[0], reference.extract_features[0].mean(0), atol=1e-5, rtol=1e-5)
 
 
-def test_masked_group_norm_equals_group_norm_on_real_frames():
+@pytest.mark.parametrize("implementation", [masked_group_norm, masked_group_norm_per_sample, masked_group_norm_tensor_ops])
+def test_masked_group_norm_equals_group_norm_on_real_frames(implementation):
+    masked_group_norm = implementation
     torch.manual_seed(0)
     norm = torch.nn.GroupNorm(4, 8)
     torch.nn.init.normal_(norm.weight)
@@ -179,6 +187,31 @@ def test_masked_group_norm_equals_group_norm_on_real_frames():
     expected = expected * norm.weight[2:4, None].double() + norm.bias[2:4, None].double()
     torch.testing.assert_close(out[1, 2:4, :13].double(), expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(masked_group_norm(x, norm, torch.tensor([20, 20])), norm(x))
+
+
+@pytest.mark.parametrize("groups,channels", [(8, 8), (4, 8), (1, 6)])
+def test_masked_group_norm_eager_and_graph_paths_agree(groups, channels):
+    """The per-sample loop (eager) and the tensor-op version (export, trace, compile) give the same values and the
+    same gradients, including for a clip of five frames and for a batch without padding."""
+    torch.manual_seed(0)
+    norm = torch.nn.GroupNorm(groups, channels)
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    x = (torch.randn(4, channels, 30) * 3 + 5).requires_grad_()
+    upstream = torch.randn(4, channels, 30)
+    for lengths in (torch.tensor([30, 17, 5, 29]), torch.tensor([30, 30, 30, 30])):
+        results = []
+        for implementation in (masked_group_norm_per_sample, masked_group_norm_tensor_ops):
+            out = implementation(x, norm, lengths)
+            gradients = torch.autograd.grad((out * upstream).sum(), [x, norm.weight, norm.bias])
+            results.append((out, *gradients))
+        for eager, graph in zip(*results):
+            torch.testing.assert_close(graph, eager, atol=1e-5, rtol=1e-5)
+    lengths = torch.tensor([30, 17, 5, 29])
+    fp32 = masked_group_norm_per_sample(x.detach(), norm, lengths)
+    bf16 = masked_group_norm_tensor_ops(x.detach().bfloat16(), norm.bfloat16(), lengths)
+    assert bf16.dtype == torch.bfloat16
+    torch.testing.assert_close(bf16.float(), fp32, atol=0.05, rtol=0.02)
 
 
 def test_pool_uses_real_positions_only():

@@ -268,3 +268,18 @@ def test_saved_checkpoint_loads_by_task_name(pipe, clip, tmp_path):
     reloaded.save_pretrained(tmp_path / "again")
     again = pipeline("emotion-multimodal", model=str(tmp_path / "again"), device="cpu")
     np.testing.assert_allclose(flat(again(item)), flat(pipe(item)), atol=1e-6)
+
+
+@pytest.mark.parametrize("stride", [0.99999, 1.0 - 1 / 32000])
+def test_windows_that_would_not_advance_are_refused(pipe, clip, stride):
+    """The hop is checked in samples: 1.0 s windows overlapping by 0.99999 s are 0 samples apart (this used to hang
+    in the window loop). The check runs when the arguments are read, before any window is cut."""
+    message = rf"chunk_length_s=1.0 and stride_length_s={stride} leave consecutive windows 0 samples apart"
+    with pytest.raises(ValueError, match=message):
+        pipe._sanitize_parameters(chunk_length_s=1.0, stride_length_s=stride)
+    with pytest.raises(ValueError, match=message):
+        pipe({"text": TEXT, "audio": clip}, chunk_length_s=1.0, stride_length_s=stride)
+    with pytest.raises(ValueError, match=r"hop=0 samples: windows must advance by at least one sample"):
+        window_bounds(40000, 16000, 0)
+    one_sample = pipe({"text": TEXT, "audio": clip[:16010]}, chunk_length_s=1.0, stride_length_s=1.0 - 1 / 16000)
+    assert len(one_sample["chunks"]) == 11  # one sample apart: starts 0, 1, ..., 9, then the window ending the clip

@@ -98,3 +98,120 @@ def test_integer_and_multichannel_arrays_are_scaled_then_down_mixed():
     mono = to_mono(np.stack([left, right], axis=1))  # (samples, channels) int16
     np.testing.assert_allclose(mono, left / 32767 / 2, atol=1e-6)
     np.testing.assert_allclose(to_mono(np.stack([left, right]).astype(np.float64)), (left / 2).astype(np.float32))
+
+
+# ----------------------------------------------------------------------------- the standard transformers keywords
+TWO_TEXTS = ["안녕하세요", "그건 너무 화가 나요 정말 싫어요"]
+
+
+def two_clips(rng):
+    return [speech_like(rng, 1.0), speech_like(rng, 0.5)]
+
+
+def test_the_standard_call_works(tiny_processor, rng):
+    """The line every transformers user writes (it raised `TypeError: unexpected arguments: padding` before)."""
+    out = tiny_processor(text=TWO_TEXTS, audio=two_clips(rng), sampling_rate=16000, return_tensors="pt", padding=True)
+    reference = tiny_processor(text=TWO_TEXTS, audio=two_clips(np.random.default_rng(0)), sampling_rate=16000)
+    assert set(out) == {"input_ids", "attention_mask", "token_type_ids", "input_values", "audio_attention_mask"}
+    for key in out:
+        assert torch.equal(out[key], reference[key]), key
+    longest = tiny_processor(text=TWO_TEXTS, audio=two_clips(np.random.default_rng(0)), padding="longest")
+    assert all(torch.equal(longest[key], reference[key]) for key in out)
+
+
+def test_max_length_padding_gives_fixed_shapes(tiny_processor, rng):
+    out = tiny_processor(text=TWO_TEXTS, audio=two_clips(rng), padding="max_length")
+    assert out["input_ids"].shape == out["attention_mask"].shape == (2, tiny_processor.max_text_length)
+    assert out["input_values"].shape == out["audio_attention_mask"].shape == (2, 5 * 16000)  # the paper's fixed 5 s
+    assert out["audio_attention_mask"].sum(-1).tolist() == [16000, 8000]
+    assert torch.all(out["input_values"][1, 8000:] == 0)
+    # the real part is normalised on its own, as with dynamic padding
+    dynamic = tiny_processor(text=TWO_TEXTS, audio=two_clips(np.random.default_rng(0)))
+    torch.testing.assert_close(out["input_values"][:, :16000], dynamic["input_values"])
+    sized = tiny_processor(text=TWO_TEXTS, audio=two_clips(np.random.default_rng(0)), padding="max_length",
+                           text_kwargs={"max_length": 16}, audio_kwargs={"max_length": 24000, "pad_to_multiple_of": 1000})
+    assert sized["input_ids"].shape == (2, 16) and sized["input_values"].shape == (2, 24000)
+    from transformers.utils import PaddingStrategy
+
+    as_enum = tiny_processor(text=TWO_TEXTS, padding=PaddingStrategy.MAX_LENGTH)
+    assert as_enum["input_ids"].shape == (2, tiny_processor.max_text_length)
+
+
+def test_max_length_alone_applies_to_the_one_modality_given(tiny_processor, rng):
+    assert tiny_processor(text=TWO_TEXTS, padding="max_length", max_length=12)["input_ids"].shape == (2, 12)
+    assert tiny_processor(audio=two_clips(rng), max_length=4000)["input_values"].shape == (2, 4000)
+    with pytest.raises(ValueError, match=r"max_length=12 is ambiguous with both text and audio .* text_kwargs="):
+        tiny_processor(text=TWO_TEXTS, audio=two_clips(rng), max_length=12)
+
+
+def test_truncation_false_keeps_whole_inputs(tiny_processor):
+    long_text = " ".join(["안녕하세요 오늘 날씨가 정말 좋네요"] * 40)
+    tone = np.sin(np.arange(7 * 16000) / 16000 * 2 * np.pi * 200).astype(np.float32)
+    kept = tiny_processor(text=long_text, audio=tone, truncation=False)
+    assert kept["input_ids"].shape[1] > tiny_processor.max_text_length and kept["input_values"].shape == (1, 7 * 16000)
+    cut = tiny_processor(text=long_text, audio=tone)
+    assert cut["input_ids"].shape[1] == tiny_processor.max_text_length and cut["input_values"].shape == (1, 5 * 16000)
+    with pytest.raises(ValueError, match=r"audio has 112000 samples, more than max_length=80000 with truncation=False"):
+        tiny_processor(audio=tone, truncation=False, padding="max_length")
+
+
+def test_padding_false_and_masks_off(tiny_processor, rng):
+    same = tiny_processor(text=["좋아요", "싫어요"], audio=[speech_like(rng, 0.5)] * 2, padding=False)
+    assert same["input_values"].shape == (2, 8000)
+    lists = tiny_processor(text=TWO_TEXTS, audio=two_clips(rng), padding=False, return_tensors=None)
+    assert [len(ids) for ids in lists["input_ids"]] != [len(lists["input_ids"][0])] * 2
+    assert [len(values) for values in lists["input_values"]] == [16000, 8000]
+    with pytest.raises(ValueError, match=r"padding=False leaves transcripts of \d+ to \d+ tokens"):
+        tiny_processor(text=TWO_TEXTS, padding=False)
+    with pytest.raises(ValueError, match=r"padding=False leaves clips of 8000 to 16000 samples"):
+        tiny_processor(audio=two_clips(rng), padding=False)
+    no_masks = tiny_processor(text=TWO_TEXTS, audio=two_clips(rng), return_attention_mask=False)
+    assert set(no_masks) == {"input_ids", "token_type_ids", "input_values"}
+    text_mask_only = tiny_processor(text=TWO_TEXTS, audio=two_clips(rng), audio_kwargs={"return_attention_mask": False})
+    assert "attention_mask" in text_mask_only and "audio_attention_mask" not in text_mask_only
+    as_numpy = tiny_processor(text=TWO_TEXTS, audio=two_clips(rng), return_tensors="np")
+    assert isinstance(as_numpy["input_values"], np.ndarray)
+
+
+def test_wav2vec2_base_feature_extractor_settings_still_give_the_audio_mask(tiny_processor, rng):
+    """wav2vec2-base's preprocessor says return_attention_mask=False; the processor still returns the mask and
+    normalises each clip over its real samples only, so padding cannot change what the model sees."""
+    from kemd_emotion.testing_utils import WAV2VEC2_BASE_FEATURE_EXTRACTOR
+
+    processor = KlueWav2Vec2Processor(Wav2Vec2FeatureExtractor(**WAV2VEC2_BASE_FEATURE_EXTRACTOR), tiny_processor.tokenizer)
+    clips = two_clips(rng)
+    batch = processor(audio=clips)
+    alone = processor(audio=clips[1])
+    assert batch["audio_attention_mask"].sum(-1).tolist() == [16000, 8000]
+    torch.testing.assert_close(batch["input_values"][1, :8000], alone["input_values"][0])
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"padding": "maximum"}, r"padding='maximum' \(text\) is not supported; expected one of True, False, 'longest', "
+                                 r"'max_length', 'do_not_pad'"),
+        ({"padding": 1}, r"padding=1 \(text\) is not supported"),
+        ({"truncation": "yes"}, r"truncation='yes' \(text\) must be True or False"),
+        ({"text_kwargs": {"max_length": 0}}, r"max_length=0 \(text\) must be a positive whole number or None"),
+        ({"audio_kwargs": {"pad_to_multiple_of": 2.5}}, r"pad_to_multiple_of=2.5 \(audio\) must be a positive whole"),
+        ({"return_tensors": "tf"}, r"return_tensors='tf' is not supported; expected 'pt', 'np' or None"),
+        ({"padding": True, "text_kwargs": {"padding": "max_length"}}, r"padding given twice: in text_kwargs and as a "),
+        ({"text_kwargs": ["padding"]}, r"text_kwargs must be a dict; got list"),
+    ],
+)
+def test_bad_keyword_values_are_named(tiny_processor, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_processor(text=TWO_TEXTS, audio=[np.zeros(8000, np.float32)] * 2, **kwargs)
+
+
+def test_unknown_keywords_list_the_accepted_ones(tiny_processor):
+    from kemd_emotion.processing_klue_wav2vec2 import UnknownArgumentError
+
+    accepted = ("text, audio, sampling_rate, padding, truncation, max_length, pad_to_multiple_of, "
+                "return_attention_mask, return_tensors, text_kwargs, audio_kwargs")
+    for error in (TypeError, ValueError, UnknownArgumentError):
+        with pytest.raises(error, match=f"unexpected argument\\(s\\) paddding, stride; it accepts {accepted}"):
+            tiny_processor(text=TWO_TEXTS, paddding=True, stride=2)
+    with pytest.raises(ValueError, match=r"audio_kwargs got unexpected key\(s\) do_normalize; it accepts padding, "):
+        tiny_processor(audio=[np.zeros(8000, np.float32)], audio_kwargs={"do_normalize": False})
