@@ -243,6 +243,36 @@ print(json.dumps({{"model": type(classifier.model).__module__ + "." + type(class
         close([theirs["arousal"], theirs["valence"]], [ours["arousal"], ours["valence"]])
 
 
+def test_endpoint_handler_serves_the_onnx_folder(exports, clips):
+    """The folder's handler.py (Inference Endpoints) answers with the checkpoint's numbers, on onnxruntime."""
+    from test_handler import load_handler_module
+
+    found = exports(REFERENCE)
+    handler = load_handler_module(found["folder"]).EndpointHandler(str(found["folder"]))
+    assert isinstance(handler.pipeline.model, OnnxKlueWav2Vec2ForEmotion)
+    inputs = {"text": TEXTS[1], "audio": clips[1].tolist(), "sampling_rate": 16000}
+    answer = handler({"inputs": inputs, "parameters": {"top_k": 7}})
+    expected = pipeline("emotion-multimodal", model=str(found["checkpoint"]), device="cpu")(
+        {"text": TEXTS[1], "audio": clips[1]})
+    close([e["score"] for e in answer["emotions"]], [e["score"] for e in expected["emotions"]])
+    close([answer["arousal"], answer["valence"]], [expected["arousal"], expected["valence"]])
+
+
+def test_demo_scores_a_long_recording_window_by_window_from_the_onnx_folder(exports, tmp_path):
+    """The demo's request path (windows of the 5 s crop, batched) on the ONNX folder: the checkpoint's numbers."""
+    from kemd_emotion.demo import load_classifier, predict as demo_predict
+
+    found = exports(REFERENCE)
+    recording = tmp_path / "long.wav"
+    soundfile.write(recording, speech_like(np.random.default_rng(5), 12.5), 16000)
+    answers = {kind: demo_predict(load_classifier(str(found[kind])), str(recording), TEXTS[2])
+               for kind in ("checkpoint", "folder")}
+    assert answers["folder"]["window_seconds"] == 5.0 and len(answers["folder"]["chunks"]) == 3
+    for ours, theirs in zip(answers["folder"]["chunks"], answers["checkpoint"]["chunks"]):
+        close([e["score"] for e in ours["emotions"]], [e["score"] for e in theirs["emotions"]])
+        close([ours["arousal"], ours["valence"]], [theirs["arousal"], theirs["valence"]])
+
+
 def test_graph_runs_with_onnxruntime_and_numpy_alone(exports, tiny_processor, clips, tmp_path):
     """The deployment promise: model.onnx and onnx_config.json need neither torch, transformers nor kemd_emotion."""
     found = exports(REFERENCE)
