@@ -55,12 +55,12 @@ def time_arms(runners: dict, batches: dict[int, dict], rounds: int) -> dict[tupl
     times = {}
     for size, batch in batches.items():
         for run in runners.values():
-            run(batch)  # warm-up: first-call allocations, onnxruntime's kernel selection
+            run(**batch)  # warm-up: first-call allocations, onnxruntime's kernel selection
         samples = {arm: [] for arm in runners}
         for _ in range(rounds):
             for arm, run in runners.items():
                 start = time.perf_counter()
-                run(batch)
+                run(**batch)
                 samples[arm].append((time.perf_counter() - start) / size)
         for arm in runners:
             times[arm, size] = statistics.median(samples[arm])
@@ -73,14 +73,14 @@ def speed(representation: str, rounds: int, root: Path) -> dict:
     folders = export_both(model, tiny_processor(DEFAULT_TEXTS, vocab_size=300), root / representation)
     sessions = {arm: OnnxKlueWav2Vec2ForEmotion.from_pretrained(folders[arm]) for arm in ("onnx_fp32", "onnx_int8")}
 
-    def pytorch(batch):
+    def pytorch(**batch):
         with torch.inference_mode():
             return model(**batch)
 
-    runners = {"pytorch": pytorch, **{arm: session for arm, session in sessions.items()}}
+    runners = {"pytorch": pytorch, **sessions}
     batches = {size: fake_batch(size, 5.0, tokens=24, seed=size) for size in (1, 8)}
     times = time_arms(runners, batches, rounds)
-    outputs = {arm: run(batches[8]).logits.numpy() for arm, run in runners.items()}
+    outputs = {arm: run(**batches[8]).logits.numpy() for arm, run in runners.items()}
     threads = sessions["onnx_fp32"].session.get_session_options().intra_op_num_threads
     return {
         "times": {f"{arm}/batch{size}": seconds for (arm, size), seconds in times.items()},
@@ -145,7 +145,7 @@ def main():
     print(describe_machine(), flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for representation in args.representations.split(","):
+        for representation in filter(None, args.representations.split(",")):
             results[representation] = speed(representation, args.rounds, Path(tmp))
             found = results[representation]
             for size in (1, 8):

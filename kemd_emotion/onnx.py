@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -213,13 +214,20 @@ def capture(model, inputs: dict, names: tuple[str, ...], opset: int):
                              input_values=input_values, audio_attention_mask=audio_attention_mask, return_dict=True)
             return out.logits, out.regression
 
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's notes on torchvision ops and deprecated internals
-        return torch.onnx.export(
-            LogitsAndRegression(model).eval(), (), kwargs=inputs, dynamo=True, opset_version=opset,
-            dynamic_shapes={name: DYNAMIC_AXES[name] for name in names}, input_names=list(names),
-            output_names=list(OUTPUTS), verbose=False,
-        )
+    # The exporter's notes (torchvision ops it skips, deprecated internals) say nothing about this model.
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.onnx.export(
+                LogitsAndRegression(model).eval(), (), kwargs=inputs, dynamo=True, opset_version=opset,
+                dynamic_shapes={name: DYNAMIC_AXES[name] for name in names}, input_names=list(names),
+                output_names=list(OUTPUTS), verbose=False,
+            )
+    finally:
+        registration.setLevel(level)
 
 
 def quantize_int8(model_path: Path) -> dict:
