@@ -12,7 +12,7 @@ install:
 
 install-test:
 	$(PYTHON) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PYTHON) -m pip install --quiet -e ".[test,demo]"
+	$(PYTHON) -m pip install --quiet -e ".[test,demo,onnx]"
 
 run: install
 	accelerate launch examples/run_emotion.py $(ARGS)

@@ -9,6 +9,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_klue_wav2vec2 import EMOTIONS, REGRESSION_TARGETS, KlueWav2Vec2EmotionConfig
 from .modeling_klue_wav2vec2 import KlueWav2Vec2EmotionOutput, KlueWav2Vec2ForEmotion
+from .onnxruntime_klue_wav2vec2 import OnnxKlueWav2Vec2ForEmotion
 from .pipeline_emotion import EmotionMultimodalPipeline
 from .transcription_klue_wav2vec2 import TranscriptionError
 from .processing_klue_wav2vec2 import KlueWav2Vec2Processor, load_audio
@@ -22,8 +23,11 @@ AutoProcessor.register(KlueWav2Vec2EmotionConfig, KlueWav2Vec2Processor, exist_o
 KlueWav2Vec2EmotionConfig.register_for_auto_class()
 KlueWav2Vec2ForEmotion.register_for_auto_class("AutoModel")
 KlueWav2Vec2Processor.register_for_auto_class("AutoProcessor")
+# The task tries AutoModel (PyTorch checkpoints), then the ONNX model (folders written by `kemd-emotion export`, which
+# hold no PyTorch weights): pipeline("emotion-multimodal", model=DIR) loads either.
 PIPELINE_REGISTRY.register_pipeline(
-    "emotion-multimodal", pipeline_class=EmotionMultimodalPipeline, pt_model=AutoModel, type="multimodal"
+    "emotion-multimodal", pipeline_class=EmotionMultimodalPipeline, pt_model=(AutoModel, OnnxKlueWav2Vec2ForEmotion),
+    type="multimodal",
 )
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "KlueWav2Vec2EmotionConfig",
     "KlueWav2Vec2ForEmotion",
     "KlueWav2Vec2EmotionOutput",
+    "OnnxKlueWav2Vec2ForEmotion",
     "KlueWav2Vec2Processor",
     "load_audio",
     "EmotionMultimodalPipeline",

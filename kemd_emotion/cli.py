@@ -14,6 +14,9 @@
         Write a synthetic KEMDy19/KEMDy20 release (see `kemd_emotion.data.sample`).
     kemd-emotion demo --model DIR [--host 127.0.0.1 --port 7860]
         Serve the Gradio demo (needs the `demo` extra; see `kemd_emotion.demo`).
+    kemd-emotion export CHECKPOINT OUT [--int8] [--opset N] [--overwrite]
+        Write an ONNX model folder that onnxruntime serves, and that predict/demo/pipeline() load as a checkpoint
+        (needs the `onnx` extra; see `kemd_emotion.onnx`).
 """
 
 from __future__ import annotations
@@ -119,6 +122,21 @@ def build_parser(with_make_sample: bool = True) -> argparse.ArgumentParser:
     demo.add_argument("--asr-model", default=None,
                       help="speech recogniser passed to the pipeline, for recordings without a transcript")
     demo.set_defaults(func=run_demo)
+
+    export = commands.add_parser(
+        "export", help="export a checkpoint to an ONNX model folder (pip install 'kemd-emotion[onnx]')",
+        description="Export a checkpoint to an ONNX model folder: model.onnx (dynamic batch, tokens and samples), "
+                    "config, processor and onnx_config.json. `predict --model OUT`, `demo --model OUT` and "
+                    "pipeline('emotion-multimodal', model=OUT) load it as they load a checkpoint, on onnxruntime.",
+    )
+    export.add_argument("checkpoint", help="a checkpoint folder (config.json, *.safetensors, processor files)")
+    export.add_argument("out", help="the ONNX model folder to write (never left half-written)")
+    export.add_argument("--int8", action="store_true",
+                        help="int8 weights for every Linear layer (dynamic quantization); the conv feature encoder "
+                             "stays float32")
+    export.add_argument("--opset", type=int, default=None, help="ONNX opset, 18 or newer (default: 18)")
+    export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    export.set_defaults(func=run_export)
 
     if with_make_sample:
         from .data.sample import add_make_sample_parser  # imports datasets: only when asked for
@@ -232,7 +250,8 @@ def _load_pipeline(args: argparse.Namespace):
             "emotion-multimodal", model=args.model, device=args.device,
             trust_remote_code=args.trust_remote_code or None, **asr,
         )
-    except (OSError, ValueError, TypeError) as error:  # TypeError: pipeline code of a checkpoint older than --asr-model
+    except (OSError, ValueError, TypeError, ImportError) as error:
+        # TypeError: pipeline code of a checkpoint older than --asr-model; ImportError: an ONNX folder without onnxruntime
         raise CommandError(f"could not load a model from {args.model!r}: {error}") from error
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -315,6 +334,19 @@ def run_push(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from error
     print(getattr(commit, "pr_url", None) or getattr(commit, "commit_url", commit))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- export
+def run_export(args: argparse.Namespace) -> int:
+    from .onnx import DEFAULT_OPSET, export_onnx
+
+    try:
+        out = export_onnx(args.checkpoint, args.out, opset=DEFAULT_OPSET if args.opset is None else args.opset,
+                          quantize="int8" if args.int8 else None, overwrite=args.overwrite)
+    except (ValueError, ImportError) as error:
+        raise CommandError(str(error)) from error
+    print(out)
     return 0
 
 
