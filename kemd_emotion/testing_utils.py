@@ -339,7 +339,7 @@ folders, from_pretrained, remote code), training with checkpointing and torch.ex
 
 
 FULL_SIZE_TEXT_ENCODERS: dict[str, Callable[..., object]] = {
-    "klue-bert-base": lambda vocab_size: AutoConfig.for_model(**KLUE_BERT_BASE),  # 32000 embeddings, whatever the vocab
+    "klue-bert-base": lambda vocab_size, pad_token_id=0: AutoConfig.for_model(**KLUE_BERT_BASE),  # 32000 embeddings, whatever the vocab
 }
 FULL_SIZE_AUDIO_ENCODERS: dict[str, Callable[..., object]] = {"wav2vec2-base": Wav2Vec2Config}
 """The real checkpoints' shapes (klue/bert-base; the default Wav2Vec2Config is wav2vec2-base's), for the slow test."""

@@ -212,3 +212,14 @@ def test_text_and_audio_configs_must_be_supported_encoder_types():
     with pytest.raises(ValueError, match=r"audio_config.model_type='whisper' is not supported; expected one of "
                                          r"'wav2vec2', 'hubert', 'wavlm', 'data2vec-audio'"):
         KlueWav2Vec2EmotionConfig(text_config=tiny_text_config(), audio_config={"model_type": "whisper"})
+
+
+def test_the_experiment_accepts_the_cross_row():
+    from kemd_emotion.experiment import ROW_NAMES
+    from kemd_emotion.experiment.arguments import parse_fusions
+
+    assert parse_fusions("cross,text,cat") == ["text", "cat", "cross"]
+    assert parse_fusions("all") == ["text", "speech", "cat", "add"]  # the paper's four rows
+    assert ROW_NAMES["cross"] == "Cross (cross-modal attention)"
+    with pytest.raises(ValueError, match=r"--fusion 'crossed': expected 'all' or some of text, speech, cat, add, cross"):
+        parse_fusions("crossed")

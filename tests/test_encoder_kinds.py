@@ -71,22 +71,29 @@ def grad_sum(module) -> float:
     return sum(p.grad.abs().sum().item() for p in module.parameters() if p.grad is not None)
 
 
-@pytest.mark.parametrize("kind", list(TEXT_ENCODERS))
-def test_each_text_encoder_kind_runs_forward_and_backward_and_ignores_padding(kind, tokenizers, rng):
-    tokenizer = tokenizers["byte-level-bpe" if kind == "roberta" else "wordpiece"]
-    processor = processor_for(tokenizer)
-    model = text_kind_model(kind, tokenizer).eval()
+def check_padding_then_backward(model, processor, rng, embeds: str):
+    """Each item of a ragged batch gives its outputs alone (`logits` and `embeds`, to 1e-5); then one training
+    step's backward pass. Returns the batch."""
     clips = [speech_like(rng, s) for s in SECONDS]
     batch = processor(text=TEXTS, audio=clips)
-    assert ("token_type_ids" in batch) == (kind != "roberta")
+    model.eval()
     with torch.no_grad():
         together = model(**batch)
         alone = [model(**processor(text=t, audio=c)) for t, c in zip(TEXTS, clips)]
     for i, single in enumerate(alone):
-        torch.testing.assert_close(together.logits[i], single.logits[0], atol=1e-5, rtol=0)
-        torch.testing.assert_close(together.text_embeds[i], single.text_embeds[0], atol=1e-5, rtol=0)
+        for name in ("logits", embeds):
+            torch.testing.assert_close(together[name][i], single[name][0], atol=1e-5, rtol=0, msg=name)
     model.train()
     model(**batch, labels=LABELS, regression_labels=TARGETS).loss.backward()
+    return batch
+
+
+@pytest.mark.parametrize("kind", list(TEXT_ENCODERS))
+def test_each_text_encoder_kind_runs_forward_and_backward_and_ignores_padding(kind, tokenizers, rng):
+    tokenizer = tokenizers["byte-level-bpe" if kind == "roberta" else "wordpiece"]
+    model = text_kind_model(kind, tokenizer)
+    batch = check_padding_then_backward(model, processor_for(tokenizer), rng, "text_embeds")
+    assert ("token_type_ids" in batch) == (kind != "roberta")
     assert grad_sum(model.text_model.embeddings.word_embeddings) > 0
     assert grad_sum(model.text_model.encoder) > 0
     if kind == "electra":  # its embeddings are narrower than its layers
@@ -97,17 +104,8 @@ def test_each_text_encoder_kind_runs_forward_and_backward_and_ignores_padding(ki
 @pytest.mark.parametrize("kind", list(AUDIO_ENCODERS))
 def test_each_speech_encoder_kind_runs_forward_and_backward_and_ignores_padding(kind, representation,
                                                                                tiny_processor, rng):
-    model = audio_kind_model(kind, audio_representation=representation).eval()
-    clips = [speech_like(rng, s) for s in SECONDS]
-    batch = tiny_processor(text=TEXTS, audio=clips)
-    with torch.no_grad():
-        together = model(**batch)
-        alone = [model(**tiny_processor(text=t, audio=c)) for t, c in zip(TEXTS, clips)]
-    for i, single in enumerate(alone):
-        torch.testing.assert_close(together.audio_embeds[i], single.audio_embeds[0], atol=1e-5, rtol=0)
-        torch.testing.assert_close(together.logits[i], single.logits[0], atol=1e-5, rtol=0)
-    model.train()
-    model(**batch, labels=LABELS, regression_labels=TARGETS).loss.backward()
+    model = audio_kind_model(kind, audio_representation=representation)
+    check_padding_then_backward(model, tiny_processor, rng, "audio_embeds")
     assert grad_sum(model.audio_model.feature_extractor) > 0
     if representation != "conv":
         encoder_layers = model.audio_model.encoder.layers
