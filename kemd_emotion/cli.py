@@ -29,7 +29,7 @@ from pathlib import Path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 """Files a folder given to --audio contributes (soundfile reads these)."""
-FUSION_ORDER = ("text", "speech", "cat", "add")
+FUSION_ORDER = ("text", "speech", "cat", "add", "cross")
 PREDICT_DESCRIPTION = """Score recordings (and their transcripts) with a trained model.
 
 JSON goes to stdout: a list with one entry per audio file, in order ({"audio", "text", "emotions", "labels",

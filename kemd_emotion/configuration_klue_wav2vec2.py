@@ -19,11 +19,14 @@ EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sa
 REGRESSION_TARGETS: tuple[str, ...] = ("arousal", "valence")
 """The two regression outputs, in the order of ``regression`` (the corpus' 1-5 rater-mean scale)."""
 
-FUSIONS = ("cat", "add", "text", "speech")
+FUSIONS = ("cat", "add", "text", "speech", "cross")
 POOLINGS = ("mean", "last", "first")
-AUDIO_REPRESENTATIONS = ("conv", "hidden")
+AUDIO_REPRESENTATIONS = ("conv", "hidden", "weighted")
 REGRESSION_LOSSES = ("mse", "ccc")
-SUPPORTED_AUDIO_MODEL_TYPES = ("wav2vec2",)
+SUPPORTED_TEXT_MODEL_TYPES = ("bert", "roberta", "electra")
+"""Text encoders the model is built and tested with: AutoModel encoders with token embeddings and `hidden_size`."""
+SUPPORTED_AUDIO_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
+"""Speech encoders with wav2vec2's convolutional front end, feature projection and transformer encoder."""
 
 # klue/bert-base and facebook/wav2vec2-base, so that a bare config describes the paper's model.
 KLUE_BERT_BASE = {
@@ -69,6 +72,10 @@ def forget_registered_custom_pipelines(config: PreTrainedConfig) -> None:
         del config.custom_pipelines
 
 
+def divisors(number: int) -> list[int]:
+    return [candidate for candidate in range(1, number + 1) if number % candidate == 0]
+
+
 def check_choice(name: str, value, accepted) -> None:
     """Raise a ValueError naming ``name`` and listing the accepted values when ``value`` is not one of them."""
     if value not in accepted:
@@ -84,18 +91,33 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
 
     Args:
         text_config (`PreTrainedConfig` or `dict`, *optional*):
-            Any encoder config AutoConfig knows (default: a `BertConfig` shaped like `klue/bert-base`).
+            A BERT, RoBERTa or ELECTRA config (`SUPPORTED_TEXT_MODEL_TYPES`; default: a `BertConfig` shaped like
+            `klue/bert-base`).
         audio_config (`PreTrainedConfig` or `dict`, *optional*):
-            A `Wav2Vec2Config` (default: shaped like `facebook/wav2vec2-base`).
+            A Wav2Vec2 (group or layer norm, stable layer norm as XLS-R), HuBERT, WavLM or Data2VecAudio config
+            (`SUPPORTED_AUDIO_MODEL_TYPES`; default: shaped like `facebook/wav2vec2-base`).
         fusion (`str`, defaults to `"cat"`):
             `"cat"` concatenates pooled text and speech vectors; `"add"` projects speech to the text width with one
-            linear layer and adds; `"text"` / `"speech"` use one encoder only (the paper's unimodal rows).
+            linear layer and adds; `"text"` / `"speech"` use one encoder only (the paper's unimodal rows); `"cross"`
+            runs cross-modal attention between the token and frame sequences, pools each side and concatenates.
         pooling (`str`, defaults to `"mean"`):
             How a sequence becomes one vector: `"mean"` over real positions, `"last"` real position, or `"first"`
             ([CLS] for BERT). Padding never enters.
         audio_representation (`str`, defaults to `"hidden"`):
             `"hidden"`: the wav2vec2 transformer's last hidden state. `"conv"`: the paper's normalised convolutional
             features (`extract_features`, 512-d for wav2vec2-base); the transformer layers are then not built or run.
+            `"weighted"`: a learned softmax-weighted sum (SUPERB) of the projected conv features (the transformer's
+            input) and every transformer layer's output, the last one being the `"hidden"` state.
+        weighted_layer_norm (`bool`, defaults to `False`): with `"weighted"`, layer-normalise each frame of each
+            layer (no parameters) before the sum, as s3prl's `--upstream_feature_normalize`; off, as s3prl's default.
+        cross_attention_dim (`int`, *optional*): with `fusion="cross"`, the width both sequences are projected to
+            (default: the text encoder's hidden size).
+        cross_attention_heads (`int`, *optional*): attention heads of the cross layers; must divide
+            `cross_attention_dim` (default: the text encoder's `num_attention_heads`).
+        cross_attention_layers (`int`, defaults to 1): cross layers; in each, text tokens attend to speech frames and
+            speech frames to text tokens (each side's padding masked), then residual + layer norm + feed-forward.
+        cross_attention_intermediate_size (`int`, *optional*): feed-forward width (default: 4 x the width).
+        cross_attention_dropout (`float`, defaults to 0.1): dropout on attention weights and residual branches.
         classifier_dropout (`float`, defaults to 0.1): dropout on the fused vector before both heads.
         emotion_loss_weight, regression_loss_weight (`float`): weights of the multi-label soft-margin loss and of
             the arousal/valence loss in the total loss.
@@ -130,6 +152,13 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
     fusion: str = "cat"
     pooling: str = "mean"
     audio_representation: str = "hidden"
+    # audio_representation="weighted" and fusion="cross" (see `check_weighted_and_cross`)
+    weighted_layer_norm: bool = False
+    cross_attention_dim: int | None = None
+    cross_attention_heads: int | None = None
+    cross_attention_layers: int = 1
+    cross_attention_intermediate_size: int | None = None
+    cross_attention_dropout: float = 0.1
     classifier_dropout: float = 0.1
     emotion_loss_weight: float = 1.0
     regression_loss_weight: float = 1.0
@@ -172,7 +201,9 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("audio_representation", self.audio_representation, AUDIO_REPRESENTATIONS)
         check_choice("regression_loss", self.regression_loss, REGRESSION_LOSSES)
+        check_choice("text_config.model_type", self.text_config.model_type, SUPPORTED_TEXT_MODEL_TYPES)
         check_choice("audio_config.model_type", self.audio_config.model_type, SUPPORTED_AUDIO_MODEL_TYPES)
+        self.check_weighted_and_cross()
         if not 0.0 <= self.classifier_dropout < 1.0:
             raise ValueError(f"classifier_dropout={self.classifier_dropout!r} must be in [0, 1).")
         for name in ("emotion_loss_weight", "regression_loss_weight"):
@@ -191,9 +222,43 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
     def uses_audio(self) -> bool:
         return self.fusion != "text"
 
+    def check_weighted_and_cross(self) -> None:
+        """Raise a ValueError naming the option when a `"weighted"` / `"cross"` setting is unusable."""
+        if not isinstance(self.weighted_layer_norm, bool):
+            raise ValueError(f"weighted_layer_norm={self.weighted_layer_norm!r} must be True or False.")
+        for name in ("cross_attention_dim", "cross_attention_heads", "cross_attention_layers",
+                     "cross_attention_intermediate_size"):
+            value = getattr(self, name)
+            optional = name != "cross_attention_layers"
+            if (value is None and not optional) or (
+                value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1)
+            ):
+                raise ValueError(f"{name}={value!r} must be a positive whole number{' or None' if optional else ''}.")
+        if not 0.0 <= self.cross_attention_dropout < 1.0:
+            raise ValueError(f"cross_attention_dropout={self.cross_attention_dropout!r} must be in [0, 1).")
+        if self.fusion == "cross" and self.cross_attention_width % self.cross_attention_num_heads:
+            raise ValueError(
+                f"cross_attention_dim={self.cross_attention_width} is not divisible by cross_attention_heads="
+                f"{self.cross_attention_num_heads}; expected a width that is a multiple of the number of heads "
+                f"(e.g. cross_attention_heads in {divisors(self.cross_attention_width)})."
+            )
+
+    @property
+    def cross_attention_width(self) -> int:
+        """The width both sequences are projected to for `fusion="cross"`."""
+        return self.cross_attention_dim or self.text_config.hidden_size
+
+    @property
+    def cross_attention_num_heads(self) -> int:
+        return self.cross_attention_heads or self.text_config.num_attention_heads
+
+    @property
+    def cross_attention_ffn_size(self) -> int:
+        return self.cross_attention_intermediate_size or 4 * self.cross_attention_width
+
     @property
     def audio_embed_dim(self) -> int:
-        """Width of the pooled speech vector: conv channels for "conv", hidden size for "hidden"."""
+        """Width of the pooled speech vector: conv channels for "conv", hidden size for "hidden" and "weighted"."""
         if self.audio_representation == "conv":
             return self.audio_config.conv_dim[-1]
         return self.audio_config.hidden_size
@@ -210,6 +275,7 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
             "add": self.text_embed_dim,
             "text": self.text_embed_dim,
             "speech": self.audio_embed_dim,
+            "cross": 2 * self.cross_attention_width,
         }[self.fusion]
 
 

@@ -58,6 +58,7 @@ FUSION_DESCRIPTIONS = {
     "speech": "speech only: pooled wav2vec 2.0 vector",
     "cat": "cat: pooled text and speech vectors concatenated",
     "add": "add: pooled speech vector projected to the text width and added to the text vector",
+    "cross": "cross: text tokens and speech frames attend to each other, then each side is pooled and concatenated",
 }
 NOT_RECORDED = "not recorded"
 
@@ -346,7 +347,7 @@ def write_model_card(
 
     Args:
         run_dir: the run directory (see the module docstring).
-        fusion: "text", "speech", "cat" or "add".
+        fusion: "text", "speech", "cat", "add" or "cross".
         checkpoint_dir: where the card goes (default `run_dir/fusion/final`). When it holds a saved model, the
             pipeline code is added to it too (`kemd_emotion.hub.add_pipeline_files`), so that the card's
             `pipeline(..., trust_remote_code=True)` example works.

@@ -1,12 +1,14 @@
-"""KLUE-BERT + wav2vec 2.0 fused for multi-label emotion and arousal/valence regression.
+"""KLUE-BERT + wav2vec 2.0 (or another BERT/RoBERTa/ELECTRA text encoder and a HuBERT/WavLM/Data2VecAudio speech
+encoder) fused for multi-label emotion and arousal/valence regression.
 
 This file is copied next to saved checkpoints (``trust_remote_code``): it may import only from torch,
 transformers and the other ``*_klue_wav2vec2`` files, with single-dot imports.
 
 Padding is the thing to get right here. Every pooled vector is computed from real tokens / frames only, and
 wav2vec2's group-norm feature encoder (wav2vec2-base), whose first layer normalises each channel over *time*,
-gets its statistics from the real frames only. So an utterance gives the same outputs alone and padded inside a
-batch of longer ones, whichever feature encoder the checkpoint has.
+gets its statistics from the real frames only; Data2VecAudio's stacked positional convolutions see zeros on padded
+frames, as the clip alone would; cross-modal attention never attends to a padded token or frame. So an utterance
+gives the same outputs alone and padded inside a batch of longer ones, whichever encoders the checkpoint has.
 
 The forward pass has no Python branch on tensor values, so `torch.export`, `torch.jit.trace` and
 `torch.compile(fullgraph=True)` capture it whole. Checks on values (clip lengths, batch sizes) run in eager mode only;
@@ -15,6 +17,7 @@ a traced graph relies on the processor, which refuses clips shorter than the spe
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import initialization as init
 from transformers.utils import ModelOutput, is_tracing
 
 from .configuration_klue_wav2vec2 import KlueWav2Vec2EmotionConfig
@@ -42,8 +46,10 @@ class KlueWav2Vec2EmotionOutput(ModelOutput):
         regression_loss (`torch.FloatTensor` of shape `()`, *optional*): MSE, or 1 - CCC averaged over both targets.
         text_embeds (`torch.FloatTensor` of shape `(batch_size, text_hidden_size)`, *optional*): pooled text vector.
         audio_embeds (`torch.FloatTensor` of shape `(batch_size, audio_embed_dim)`, *optional*): pooled speech vector
-            (`conv_dim[-1]` wide for `audio_representation="conv"`, `hidden_size` for `"hidden"`).
-        fused_embeds (`torch.FloatTensor` of shape `(batch_size, fused_dim)`): the vector both heads read.
+            (`conv_dim[-1]` wide for `audio_representation="conv"`, `hidden_size` for `"hidden"` and `"weighted"`).
+        fused_embeds (`torch.FloatTensor` of shape `(batch_size, fused_dim)`): the vector both heads read (for
+            `fusion="cross"`: the pooled outputs of the cross layers, text then speech; `text_embeds` and
+            `audio_embeds` stay the pooled encoder outputs).
     """
 
     loss: torch.FloatTensor | None = None
@@ -185,6 +191,176 @@ def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
     return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
 
 
+class SpeechLayerWeights(nn.Module):
+    """SUPERB's learned layer weighting: `softmax(weights)`-weighted sum of the speech encoder's states.
+
+    The weights start equal (zeros before the softmax), as in s3prl's `Featurizer`. With `layer_norm`, each frame of
+    each state is normalised over its channels first (no parameters), as s3prl's `--upstream_feature_normalize`.
+    """
+
+    def __init__(self, num_states: int, layer_norm: bool = False):
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(num_states))
+        self.layer_norm = layer_norm
+
+    def forward(self, states: list[torch.Tensor]) -> torch.Tensor:
+        """`num_states` tensors `(batch, frames, hidden)` -> their weighted sum `(batch, frames, hidden)`."""
+        weights = self.weights.softmax(-1).to(states[0].dtype)
+        total = None
+        for index, state in enumerate(states):  # over the list: iterating the weights tensor would warn a tracer
+            if self.layer_norm:
+                state = F.layer_norm(state, state.shape[-1:])
+            total = weights[index] * state if total is None else total + weights[index] * state
+        return total
+
+
+def transformer_layer_states(encoder: nn.Module, hidden_states: torch.Tensor, frame_mask: torch.Tensor) -> list[torch.Tensor]:
+    """Run a wav2vec2-family transformer `encoder` on `(batch, frames, hidden)` inputs with the frame mask, and return
+    its input and every layer's output: `num_hidden_layers + 1` tensors of that shape, the last one the encoder's
+    `last_hidden_state` (after the final layer norm of stable-layer-norm encoders, as `"hidden"` uses it).
+
+    The outputs are taken by forward hooks on the layers, as transformers' own `output_hidden_states` does (its hooks
+    live on the model's forward, which this package does not call). transformers checkpoints a layer's `forward`
+    inside its `__call__`, so the hooks see the outputs that carry gradients, with activation checkpointing too. A
+    layer skipped by LayerDrop (training only) passes its input on: its state repeats the one before.
+    """
+    layers = encoder.layers
+    outputs: list[torch.Tensor | None] = [None] * len(layers)
+
+    def keep(index: int):
+        def hook(module, args, output):
+            outputs[index] = output[0] if isinstance(output, tuple) else output  # WavLM adds its position bias
+
+        return hook
+
+    handles = [layer.register_forward_hook(keep(index)) for index, layer in enumerate(layers)]
+    try:
+        last = encoder(hidden_states, attention_mask=frame_mask).last_hidden_state
+    finally:
+        for handle in handles:
+            handle.remove()
+    states = [hidden_states]
+    for output in outputs[:-1]:
+        states.append(states[-1] if output is None else output)
+    return states + [last]
+
+
+@contextlib.contextmanager
+def masked_positional_convolutions(encoder: nn.Module, frame_mask: torch.Tensor):
+    """While inside, zero the padded frames between stacked positional convolutions (Data2VecAudio has 5).
+
+    The encoder zeroes padded frames before its positional embedding, so one convolution sees what it would see on
+    the clip alone; a second one would see the first one's output on the padded frames instead of zeros, which
+    changes the last real frames (transformers' own Data2VecAudioModel differs by > 1e-2 under padding). A no-op for
+    encoders with one positional convolution (wav2vec2, HuBERT, WavLM).
+    """
+    layers = getattr(getattr(encoder, "pos_conv_embed", None), "layers", None)
+    if not isinstance(layers, nn.ModuleList) or len(layers) < 2:
+        yield
+        return
+    keep = frame_mask[:, None, :]
+
+    def zero_padding(module, args, output):  # (batch, hidden, frames)
+        return output * keep.to(output.dtype)
+
+    handles = [layer.register_forward_hook(zero_padding) for layer in layers[:-1]]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class CrossModalAttention(nn.Module):
+    """Multi-head attention of one sequence's positions over the other's real positions.
+
+    A key position where `key_mask` is false is never attended. A sample with no real key at all (a fully padded
+    side) attends to nothing: its output is zero, never NaN.
+    """
+
+    def __init__(self, width: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.query = nn.Linear(width, width)
+        self.key = nn.Linear(width, width)
+        self.value = nn.Linear(width, width)
+        self.output = nn.Linear(width, width)
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        """`queries` `(batch, q, width)`, `keys` `(batch, k, width)`, `key_mask` `(batch, k)` -> `(batch, q, width)`."""
+        batch, _, width = queries.shape
+
+        def split_heads(states: torch.Tensor) -> torch.Tensor:
+            return states.reshape(batch, -1, self.heads, width // self.heads).transpose(1, 2)
+
+        has_key = key_mask.any(-1)
+        # A row of all-false mask makes the softmax 0/0: such a row attends everywhere and its result is dropped.
+        attend = (key_mask | ~has_key[:, None])[:, None, None, :]
+        attended = F.scaled_dot_product_attention(
+            split_heads(self.query(queries)), split_heads(self.key(keys)), split_heads(self.value(keys)),
+            attn_mask=attend, dropout_p=self.dropout if self.training else 0.0,
+        )
+        attended = self.output(attended.transpose(1, 2).reshape(batch, -1, width))
+        return attended * has_key[:, None, None].to(attended.dtype)
+
+
+class CrossModalBlock(nn.Module):
+    """One side of a cross layer: attend to the other side, then residual + layer norm, feed-forward, residual + layer
+    norm (post-norm, as BERT's layers)."""
+
+    def __init__(self, width: int, heads: int, intermediate_size: int, dropout: float):
+        super().__init__()
+        self.attention = CrossModalAttention(width, heads, dropout)
+        self.attention_norm = nn.LayerNorm(width)
+        self.feed_forward = nn.Sequential(
+            nn.Linear(width, intermediate_size), nn.GELU(), nn.Dropout(dropout), nn.Linear(intermediate_size, width)
+        )
+        self.output_norm = nn.LayerNorm(width)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, states: torch.Tensor, other: torch.Tensor, other_mask: torch.Tensor) -> torch.Tensor:
+        states = self.attention_norm(states + self.dropout(self.attention(states, other, other_mask)))
+        return self.output_norm(states + self.dropout(self.feed_forward(states)))
+
+
+class CrossModalLayer(nn.Module):
+    """Text tokens attend to speech frames and speech frames to text tokens, both from the previous layer's states."""
+
+    def __init__(self, width: int, heads: int, intermediate_size: int, dropout: float):
+        super().__init__()
+        self.text = CrossModalBlock(width, heads, intermediate_size, dropout)
+        self.speech = CrossModalBlock(width, heads, intermediate_size, dropout)
+
+    def forward(self, text, text_mask, speech, speech_mask) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.text(text, speech, speech_mask), self.speech(speech, text, text_mask)
+
+
+class CrossModalFusion(nn.Module):
+    """`fusion="cross"`: both sequences projected to `cross_attention_width`, `cross_attention_layers` cross layers,
+    each side pooled over its real positions (the config's pooling), concatenated: `(batch, 2 * width)`."""
+
+    def __init__(self, config: KlueWav2Vec2EmotionConfig):
+        super().__init__()
+        width = config.cross_attention_width
+        self.pooling = config.pooling
+        self.text_projection = nn.Linear(config.text_embed_dim, width)
+        self.speech_projection = nn.Linear(config.audio_embed_dim, width)
+        self.layers = nn.ModuleList(
+            CrossModalLayer(width, config.cross_attention_num_heads, config.cross_attention_ffn_size,
+                            config.cross_attention_dropout)
+            for _ in range(config.cross_attention_layers)
+        )
+
+    def forward(self, text_states, text_mask, speech_states, speech_mask) -> torch.Tensor:
+        """Text `(batch, tokens, text_hidden)` with its mask `(batch, tokens)`, speech `(batch, frames, audio_embed_dim)`
+        with its mask `(batch, frames)` -> `(batch, 2 * width)`."""
+        text_mask, speech_mask = text_mask.bool(), speech_mask.bool()
+        text, speech = self.text_projection(text_states), self.speech_projection(speech_states)
+        for layer in self.layers:
+            text, speech = layer(text, text_mask, speech, speech_mask)
+        return torch.cat([pool(text, text_mask, self.pooling), pool(speech, speech_mask, self.pooling)], dim=-1)
+
+
 def concordance_correlation(predictions: torch.Tensor, targets: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Lin's concordance correlation coefficient along dim 0 of `(batch, ...)` tensors (population moments)."""
     pred_mean, target_mean = predictions.mean(0), targets.mean(0)
@@ -206,13 +382,19 @@ class KlueWav2Vec2PreTrainedModel(PreTrainedModel):
     # forward has no **kwargs: the Trainer divides the loss by the gradient-accumulation steps itself.
     accepts_loss_kwargs = False
 
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, SpeechLayerWeights):
+            init.zeros_(module.weights)  # equal weights to begin with, as s3prl's Featurizer
+
 
 class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
     r"""
-    A text encoder (KLUE-BERT) and a wav2vec 2.0 speech encoder, both trainable, pooled over real tokens/frames and
-    fused by concatenation (`"cat"`) or by a speech-to-text linear projection and addition (`"add"`), or used alone
-    (`"text"`, `"speech"`). A 7-way emotion head (multi-label soft-margin loss) and an arousal/valence head read the
-    fused vector.
+    A text encoder (KLUE-BERT; or RoBERTa, ELECTRA) and a wav2vec 2.0 speech encoder (or HuBERT, WavLM,
+    Data2VecAudio), both trainable, pooled over real tokens/frames and fused by concatenation (`"cat"`) or by a
+    speech-to-text linear projection and addition (`"add"`), or used alone (`"text"`, `"speech"`), or fused by
+    cross-modal attention between the token and frame sequences (`"cross"`). A 7-way emotion head (multi-label
+    soft-margin loss) and an arousal/valence head read the fused vector.
 
     Example:
 
@@ -266,9 +448,14 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             audio_model.config = self.config.audio_config
             self.audio_model = audio_model
 
+        self.audio_layer_weights = None
+        if config.uses_audio and config.audio_representation == "weighted":
+            self.audio_layer_weights = SpeechLayerWeights(config.audio_config.num_hidden_layers + 1,
+                                                          config.weighted_layer_norm)
         self.projection = (
             nn.Linear(config.audio_embed_dim, config.text_embed_dim) if config.fusion == "add" else None
         )
+        self.cross_fusion = CrossModalFusion(config) if config.fusion == "cross" else None
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.emotion_head = nn.Linear(config.fused_dim, config.num_labels)
         self.regression_head = nn.Linear(config.fused_dim, len(config.regression_targets))
@@ -304,10 +491,11 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         """Build the fused model from two pretrained encoders, keeping their weights exactly.
 
         Args:
-            text_model_name_or_path: hub id or folder of the text encoder (e.g. `"klue/bert-base"`); may be None
-                only for `fusion="speech"`.
-            audio_model_name_or_path: hub id or folder of the wav2vec2 encoder (e.g. `"facebook/wav2vec2-base"`);
-                may be None only for `fusion="text"`.
+            text_model_name_or_path: hub id or folder of the text encoder, a BERT, RoBERTa or ELECTRA (e.g.
+                `"klue/bert-base"`, `"klue/roberta-base"`); may be None only for `fusion="speech"`.
+            audio_model_name_or_path: hub id or folder of the speech encoder, a wav2vec2, HuBERT, WavLM or
+                Data2VecAudio (e.g. `"facebook/wav2vec2-base"`); may be None only for `fusion="text"`. WavLM has
+                no sdpa attention in transformers: leave `attn_implementation` unset (each encoder keeps its own).
             attn_implementation: `"sdpa"`, `"eager"`, `"flash_attention_2"`, ... for both encoders (default: each
                 encoder's default, sdpa where it can run). An implementation that cannot run here raises
                 transformers' own error; nothing falls back silently.
@@ -375,13 +563,27 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         if os.path.isfile(os.path.join(save_directory, "config.json")):
             add_pipeline_files(save_directory)
 
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, *args, **kwargs):
+        """`PreTrainedModel.activation_checkpointing_enable` (non-reentrant by default), refusing reentrant
+        checkpointing of a WavLM speech encoder: transformers' WavLM layers pass their position bias to each other as
+        a keyword argument, which reentrant checkpointing does not detach, and the backward pass never finishes
+        (transformers 5.24, its own WavLMModel too)."""
+        reentrant = (activation_checkpointing_kwargs or {}).get("use_reentrant", False)
+        if reentrant and self.audio_model is not None and self.config.audio_config.model_type == "wavlm":
+            raise ValueError(
+                "activation_checkpointing_kwargs={'use_reentrant': True} is not supported with a WavLM speech encoder "
+                "(its backward pass never finishes); use {'use_reentrant': False}, the default."
+            )
+        return super().activation_checkpointing_enable(activation_checkpointing_kwargs, *args, **kwargs)
+
     def freeze_feature_encoder(self) -> None:
         """Stop gradients into wav2vec2's convolutional feature encoder (common when fine-tuning wav2vec2).
 
         Recorded in the config, so the model comes back frozen from `save_pretrained` -> `from_pretrained`.
         """
         if self.audio_model is not None:
-            self.audio_model.freeze_feature_encoder()
+            # What Wav2Vec2Model.freeze_feature_encoder does; HubertModel has no such method, every family this.
+            self.audio_model.feature_extractor._freeze_parameters()
         self.config.freeze_feature_encoder = True
 
     def apply_config_freezing(self) -> None:
@@ -390,17 +592,24 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             self.freeze_feature_encoder()
 
     # ------------------------------------------------------------------ encoders
-    def encode_text(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
-        """Pooled text vector `(batch, text_hidden_size)` from token ids `(batch, tokens)`."""
+    def text_states(self, input_ids, attention_mask=None, token_type_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The text encoder's last hidden state `(batch, tokens, text_hidden_size)` and the token mask `(batch, tokens)`."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         hidden = self.text_model(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=True
         ).last_hidden_state
-        return pool(hidden, attention_mask, self.config.pooling)
+        return hidden, attention_mask
 
-    def encode_audio(self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Pooled speech vector `(batch, audio_embed_dim)` from zero-padded 16 kHz samples `(batch, samples)`."""
+    def encode_text(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """Pooled text vector `(batch, text_hidden_size)` from token ids `(batch, tokens)`."""
+        return pool(*self.text_states(input_ids, attention_mask, token_type_ids), self.config.pooling)
+
+    def audio_states(
+        self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Speech frames `(batch, frames, audio_embed_dim)` in the config's `audio_representation`, and the frame mask
+        `(batch, frames)` (true on real frames), from zero-padded 16 kHz samples `(batch, samples)`."""
         speech_encoder = self.audio_model
         feature_encoder = speech_encoder.feature_extractor
         input_values = input_values.to(feature_encoder.conv_layers[0].conv.weight.dtype)
@@ -422,12 +631,19 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         if getattr(projection, "layer_norm", None) is not None:  # wav2vec2 normalises; HuBERT may not
             features = projection.layer_norm(features)
         if self.config.audio_representation == "conv":
-            return pool(features, frame_mask, self.config.pooling)
+            return features, frame_mask
 
         hidden = projection.dropout(projection.projection(features))
         hidden = speech_encoder._mask_hidden_states(hidden, attention_mask=frame_mask)
-        hidden = speech_encoder.encoder(hidden, attention_mask=frame_mask).last_hidden_state
-        return pool(hidden, frame_mask, self.config.pooling)
+        with masked_positional_convolutions(speech_encoder.encoder, frame_mask):
+            if self.config.audio_representation == "weighted":
+                states = transformer_layer_states(speech_encoder.encoder, hidden, frame_mask)
+                return self.audio_layer_weights(states), frame_mask
+            return speech_encoder.encoder(hidden, attention_mask=frame_mask).last_hidden_state, frame_mask
+
+    def encode_audio(self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled speech vector `(batch, audio_embed_dim)` from zero-padded 16 kHz samples `(batch, samples)`."""
+        return pool(*self.audio_states(input_values, audio_attention_mask), self.config.pooling)
 
     def check_audio_lengths(self, sample_lengths: torch.Tensor) -> None:
         """Raise a ValueError when a clip is shorter than the speech encoder's receptive field (eager mode only)."""
@@ -469,10 +685,14 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         config = self.config
         if not is_tracing():
             self.check_inputs(input_ids, input_values)
-        text_embeds = self.encode_text(input_ids, attention_mask, token_type_ids) if config.uses_text else None
-        audio_embeds = self.encode_audio(input_values, audio_attention_mask) if config.uses_audio else None
+        text = self.text_states(input_ids, attention_mask, token_type_ids) if config.uses_text else None
+        audio = self.audio_states(input_values, audio_attention_mask) if config.uses_audio else None
+        text_embeds = pool(*text, config.pooling) if text is not None else None
+        audio_embeds = pool(*audio, config.pooling) if audio is not None else None
 
-        if config.fusion == "cat":
+        if config.fusion == "cross":
+            fused = self.cross_fusion(*text, *audio)
+        elif config.fusion == "cat":
             fused = torch.cat([text_embeds, audio_embeds], dim=-1)
         elif config.fusion == "add":
             fused = text_embeds + self.projection(audio_embeds)

@@ -144,15 +144,18 @@ class ModalityOptions:
 
 class KlueWav2Vec2Processor(ProcessorMixin):
     r"""
-    Tokenises transcripts with a BERT tokenizer (`do_lower_case=False`: lower-casing NFD-splits Hangul into [UNK])
-    and turns speech into normalised, zero-padded 16 kHz `input_values` with a `Wav2Vec2FeatureExtractor`.
+    Tokenises transcripts with the text encoder's tokenizer (a BERT or ELECTRA WordPiece tokenizer with
+    `do_lower_case=False`: lower-casing NFD-splits Hangul into [UNK]; or a RoBERTa BPE tokenizer) and turns speech into
+    normalised, zero-padded 16 kHz `input_values` with a `Wav2Vec2FeatureExtractor` (the one of wav2vec2, HuBERT, WavLM
+    and Data2VecAudio checkpoints).
 
     The outputs keep the two masks apart: `attention_mask` (text) and `audio_attention_mask` (speech).
 
     Args:
         feature_extractor (`Wav2Vec2FeatureExtractor`): speech features; it is always asked for an attention mask so
             that per-utterance normalisation ignores padding.
-        tokenizer (`BertTokenizer`): must not lower-case.
+        tokenizer (`BertTokenizer`, `RobertaTokenizer`, ...): must not lower-case. `token_type_ids` are returned only
+            when the tokenizer makes them (not for RoBERTa's).
         max_audio_seconds (`float`, *optional*, defaults to 5.0): clips are cropped to their first
             `max_audio_seconds` (the paper's 5 s); None keeps whole clips.
         max_text_length (`int`, defaults to 128): transcripts are truncated to this many tokens.
@@ -208,7 +211,8 @@ class KlueWav2Vec2Processor(ProcessorMixin):
                 them (a key may not be given both there and flat).
 
         Returns:
-            `BatchFeature` with `input_ids, attention_mask, token_type_ids` (when text is given) and
+            `BatchFeature` with `input_ids, attention_mask, token_type_ids` (when text is given; `token_type_ids` when
+            the tokenizer makes them) and
             `input_values, audio_attention_mask` (when audio is given): the two masks stay apart.
 
         Raises:
@@ -292,7 +296,7 @@ class KlueWav2Vec2Processor(ProcessorMixin):
             max_length=max_length if options.truncation or options.padding == "max_length" else None,
             pad_to_multiple_of=options.pad_to_multiple_of,
             return_attention_mask=True,
-            return_token_type_ids=True,
+            return_token_type_ids=self.uses_token_type_ids,
         )
         lengths = {len(ids) for ids in encoded["input_ids"]}
         if return_tensors is not None and len(lengths) > 1:
@@ -301,7 +305,13 @@ class KlueWav2Vec2Processor(ProcessorMixin):
                 "stack into one tensor; use padding=True or 'max_length', or return_tensors=None."
             )
         keys = ("input_ids", "attention_mask", "token_type_ids") if options.return_attention_mask else ("input_ids", "token_type_ids")
-        return {key: encoded[key] for key in keys}
+        return {key: encoded[key] for key in keys if key in encoded}
+
+    @property
+    def uses_token_type_ids(self) -> bool:
+        """Whether the tokenizer gives `token_type_ids` (BERT and ELECTRA tokenizers do; RoBERTa's do not: its model
+        has one token type)."""
+        return "token_type_ids" in getattr(self.tokenizer, "model_input_names", ("token_type_ids",))
 
     # ------------------------------------------------------------------ audio
     @staticmethod

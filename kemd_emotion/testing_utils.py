@@ -50,11 +50,16 @@ def tiny_text_config(vocab_size: int = 1000, hidden_size: int = 32, num_layers: 
 
 
 def tiny_audio_config(
-    feat_extract_norm: str = "group", conv_channels: int = 16, hidden_size: int = 32, num_layers: int = 2, **kwargs
-) -> Wav2Vec2Config:
-    """A wav2vec2 with wav2vec2-base's conv kernels and strides (25 ms receptive field, 20 ms hop) but few channels.
+    feat_extract_norm: str = "group", conv_channels: int = 16, hidden_size: int = 32, num_layers: int = 2,
+    model_type: str = "wav2vec2", **kwargs,
+):
+    """A wav2vec2-family speech encoder with wav2vec2-base's conv kernels and strides (25 ms receptive field, 20 ms
+    hop) but few channels.
 
-    `feat_extract_norm="group"` is wav2vec2-base's group-norm feature encoder; `"layer"` that of wav2vec2-large-lv60.
+    `feat_extract_norm="group"` is wav2vec2-base's group-norm feature encoder; `"layer"` that of wav2vec2-large-lv60
+    and XLS-R (with the stable-layer-norm transformer). `model_type` may be any of `SUPPORTED_AUDIO_MODEL_TYPES`:
+    `"hubert"` and `"wavlm"` take the same options; `"data2vec-audio"` always has layer-norm conv layers and a post-norm
+    transformer, and gets two stacked positional convolutions (the real ones have five).
     """
     settings = dict(
         hidden_size=hidden_size,
@@ -65,17 +70,40 @@ def tiny_audio_config(
         conv_kernel=(10, 3, 3, 3, 3, 2, 2),
         conv_stride=(5, 2, 2, 2, 2, 2, 2),
         conv_bias=feat_extract_norm == "layer",
-        feat_extract_norm=feat_extract_norm,
-        do_stable_layer_norm=feat_extract_norm == "layer",
-        num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=2,
         mask_time_prob=0.05,
         mask_time_length=2,
         layerdrop=0.0,
         vocab_size=32,
     )
+    if model_type == "data2vec-audio":
+        settings.update(num_conv_pos_embeddings=2, conv_pos_kernel_size=5, conv_bias=True)
+    else:
+        settings.update(num_conv_pos_embeddings=16, feat_extract_norm=feat_extract_norm,
+                        do_stable_layer_norm=feat_extract_norm == "layer")
+    if model_type == "wavlm":
+        settings.update(num_buckets=32, max_bucket_distance=64)
     settings.update(kwargs)
-    return Wav2Vec2Config(**settings)
+    return AutoConfig.for_model(model_type, **settings)
+
+
+def tiny_roberta_config(vocab_size: int = 1000, hidden_size: int = 32, num_layers: int = 2, pad_token_id: int = 1,
+                        **kwargs):
+    """A RoBERTa as klue/roberta-base is laid out (one token type; position ids offset by the padding id), tiny."""
+    return AutoConfig.for_model(
+        "roberta", vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=2,
+        intermediate_size=2 * hidden_size, max_position_embeddings=256 + pad_token_id + 1, type_vocab_size=1,
+        pad_token_id=pad_token_id, bos_token_id=0, eos_token_id=2, **kwargs,
+    )
+
+
+def tiny_electra_config(vocab_size: int = 1000, hidden_size: int = 32, num_layers: int = 2, **kwargs):
+    """An ELECTRA discriminator whose embeddings are narrower than its layers, as KcELECTRA-small's (tiny)."""
+    return AutoConfig.for_model(
+        "electra", vocab_size=vocab_size, embedding_size=hidden_size // 2, hidden_size=hidden_size,
+        num_hidden_layers=num_layers, num_attention_heads=2, intermediate_size=2 * hidden_size,
+        max_position_embeddings=256, **kwargs,
+    )
 
 
 def tiny_config(
@@ -111,6 +139,26 @@ def train_wordpiece_tokenizer(
             vocab=str(directory / "vocab.txt"), do_lower_case=False, strip_accents=False, model_max_length=512
         )
     return tokenizer
+
+
+def train_byte_level_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 1000):
+    """Train a byte-level BPE vocabulary on `texts` offline and return a RoBERTa tokenizer over it (`<s>`=0,
+    `<pad>`=1, `</s>`=2: RoBERTa's ids). It makes no `token_type_ids`, as RoBERTa's does not; trained once and saved,
+    it gives the same ids in any process (training twice may break frequency ties differently)."""
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import RobertaTokenizer
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=1, show_progress=False,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(list(texts), trainer)
+    merges = [tuple(merge) for merge in json.loads(bpe.to_str())["model"]["merges"]]
+    return RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges, model_max_length=512)
 
 
 def tiny_processor(
@@ -171,7 +219,10 @@ __all__ = [
     "tiny_text_config",
     "tiny_audio_config",
     "tiny_config",
+    "tiny_roberta_config",
+    "tiny_electra_config",
     "train_wordpiece_tokenizer",
+    "train_byte_level_bpe_tokenizer",
     "tiny_processor",
 ]
 
@@ -184,14 +235,34 @@ WAV2VEC2_BASE_FEATURE_EXTRACTOR = dict(
 )
 """facebook/wav2vec2-base's `preprocessor_config.json`: it does not return an attention mask."""
 
-TEXT_ENCODERS: dict[str, Callable[..., object]] = {"bert": tiny_text_config}
-"""Text encoder kinds the contract tests build, by name -> tiny config builder (taking `vocab_size`)."""
+TEXT_ENCODERS: dict[str, Callable[..., object]] = {
+    "bert": tiny_text_config,  # klue/bert-base
+    "roberta": tiny_roberta_config,  # klue/roberta-base: one token type, position ids after the padding id
+    "electra": tiny_electra_config,  # beomi/KcELECTRA-base: embeddings narrower than the layers (in -small)
+}
+"""Text encoder kinds the tests build, by name -> tiny config builder (taking `vocab_size` and `pad_token_id`): one
+per `SUPPORTED_TEXT_MODEL_TYPES`."""
+
+TEXT_TOKENIZERS: dict[str, str] = {"bert": "wordpiece", "roberta": "byte-level-bpe", "electra": "wordpiece"}
+"""The tokenizer each text encoder's folder gets: a cased WordPiece one (KLUE's and KcELECTRA's kind), or a
+byte-level BPE one (RoBERTa's own kind, without token_type_ids; klue/roberta-base itself ships a WordPiece one)."""
 
 AUDIO_ENCODERS: dict[str, Callable[..., object]] = {
     "wav2vec2-group": lambda: tiny_audio_config("group"),  # wav2vec2-base: GroupNorm over time in the first layer
     "wav2vec2-layer": lambda: tiny_audio_config("layer"),  # wav2vec2-large-lv60 / XLS-R: LayerNorm in every layer
+    "hubert": lambda: tiny_audio_config("group", model_type="hubert"),  # hubert-base (team-lucid/hubert-base-korean)
+    "wavlm": lambda: tiny_audio_config("group", model_type="wavlm"),  # wavlm-base-plus: gated relative position bias
+    "data2vec-audio": lambda: tiny_audio_config(model_type="data2vec-audio"),  # stacked positional convolutions
 }
-"""Speech encoder kinds the contract tests build, by name -> tiny config builder."""
+"""Speech encoder kinds the tests build, by name -> tiny config builder: every `SUPPORTED_AUDIO_MODEL_TYPES`."""
+
+MATRIX_TEXT_ENCODERS = ("bert",)
+MATRIX_AUDIO_ENCODERS = ("wav2vec2-group", "wav2vec2-layer")
+"""The encoders `contract_cases()` crosses with every option; the other kinds are covered by `ENCODER_CASES`."""
+
+PAPER_FUSIONS = ("cat", "add", "text", "speech")
+PAPER_AUDIO_REPRESENTATIONS = ("conv", "hidden")
+"""The seed paper's options: `contract_cases()` crosses them with every pooling; later options get mean pooling."""
 
 CONSTRUCTION_PATHS = ("config", "pretrained_encoders", "from_pretrained", "remote_code")
 """The ways a user gets the model: `KlueWav2Vec2ForEmotion(config)`; `from_text_audio_pretrained` over encoder
@@ -233,25 +304,42 @@ def contract_cases(
     fusions: Iterable[str] = FUSIONS,
     audio_representations: Iterable[str] = AUDIO_REPRESENTATIONS,
     poolings: Iterable[str] = POOLINGS,
-    audio_encoders: Iterable[str] = tuple(AUDIO_ENCODERS),
-    text_encoders: Iterable[str] = tuple(TEXT_ENCODERS),
+    audio_encoders: Iterable[str] = MATRIX_AUDIO_ENCODERS,
+    text_encoders: Iterable[str] = MATRIX_TEXT_ENCODERS,
 ) -> list[ContractCase]:
-    """Every combination of the given options that is a different model (a text-only model has no speech options).
+    """Every combination of the given options that is a different model (a text-only model has no speech options),
+    except that the options added after the paper (`fusion="cross"`, `audio_representation="weighted"`) run with
+    the first pooling only ("mean"): pooling is one function for all of them, and the whole product would double the
+    contract tests' time.
 
-    The defaults follow the config's accepted values, so a new fusion, audio representation or encoder kind is
-    covered by every contract test once it is added there (or to AUDIO_ENCODERS / TEXT_ENCODERS).
+    The defaults follow the config's accepted values, so a new fusion or audio representation is covered by every
+    contract test once it is added there; the other encoder kinds of AUDIO_ENCODERS / TEXT_ENCODERS get
+    `ENCODER_CASES`.
     """
+    poolings = tuple(poolings)
     cases = {}
     for fusion, representation, pooling, audio, text in itertools.product(
         fusions, audio_representations, poolings, audio_encoders, text_encoders
     ):
-        case = ContractCase(fusion, representation, pooling, audio, text)
-        cases.setdefault(case.id, case)
+        paper = fusion in PAPER_FUSIONS and (fusion == "text" or representation in PAPER_AUDIO_REPRESENTATIONS)
+        if paper or pooling == poolings[0]:
+            case = ContractCase(fusion, representation, pooling, audio, text)
+            cases.setdefault(case.id, case)
     return list(cases.values())
 
 
+ENCODER_CASES = [
+    ContractCase("cat", "hidden", "mean", "hubert", "roberta"),
+    ContractCase("cross", "weighted", "mean", "wavlm", "electra"),
+    ContractCase("add", "weighted", "last", "data2vec-audio", "bert"),
+]
+"""One model per encoder kind outside the matrix (each pairs a text and a speech kind, so three models cover five
+kinds): the contract tests check on them padding invariance, the same outputs on every construction path (saved
+folders, from_pretrained, remote code), training with checkpointing and torch.export."""
+
+
 FULL_SIZE_TEXT_ENCODERS: dict[str, Callable[..., object]] = {
-    "klue-bert-base": lambda vocab_size: AutoConfig.for_model(**KLUE_BERT_BASE),  # 32000 embeddings, whatever the vocab
+    "klue-bert-base": lambda vocab_size, pad_token_id=0: AutoConfig.for_model(**KLUE_BERT_BASE),  # 32000 embeddings, whatever the vocab
 }
 FULL_SIZE_AUDIO_ENCODERS: dict[str, Callable[..., object]] = {"wav2vec2-base": Wav2Vec2Config}
 """The real checkpoints' shapes (klue/bert-base; the default Wav2Vec2Config is wav2vec2-base's), for the slow test."""
@@ -267,20 +355,28 @@ def save_encoder_folders(
 ) -> dict[str, Path]:
     """Save random-init encoders as `from_pretrained` folders, laid out as klue/bert-base and wav2vec2-base are.
 
-    `directory/{name}` for every text encoder (default TEXT_ENCODERS: name -> config builder taking `vocab_size`):
-    the model with its pooler, and a WordPiece tokenizer trained on `texts` saved with `do_lower_case=False`, as
-    KLUE's; and for every audio encoder (default AUDIO_ENCODERS): the model and wav2vec2-base's feature extractor
-    settings (`return_attention_mask=False`, `do_normalize=True`). Returns `{name: folder}`.
+    `directory/{name}` for every text encoder (default TEXT_ENCODERS: name -> config builder taking `vocab_size` and
+    `pad_token_id`): the model with its pooler, and a tokenizer trained on `texts` (TEXT_TOKENIZERS: WordPiece saved
+    with `do_lower_case=False`, as KLUE's; or byte-level BPE, as RoBERTa's); and for every audio encoder (default
+    AUDIO_ENCODERS): the model and wav2vec2-base's feature extractor settings (`return_attention_mask=False`,
+    `do_normalize=True`). Returns `{name: folder}`.
     """
     import torch
     from transformers import AutoModel
 
     directory = Path(directory)
-    tokenizer = train_wordpiece_tokenizer(texts, vocab_size=vocab_size)
+    texts = list(texts)
+    trainers = {"wordpiece": train_wordpiece_tokenizer, "byte-level-bpe": train_byte_level_bpe_tokenizer}
+    tokenizers = {}
     folders = {}
     for name, build in (text_encoders or TEXT_ENCODERS).items():
+        kind = TEXT_TOKENIZERS.get(name, "wordpiece")
+        if kind not in tokenizers:
+            tokenizers[kind] = trainers[kind](texts, vocab_size=vocab_size)
+        tokenizer = tokenizers[kind]
         torch.manual_seed(seed)
-        AutoModel.from_config(build(vocab_size=len(tokenizer))).save_pretrained(directory / name)
+        AutoModel.from_config(build(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)).save_pretrained(
+            directory / name)
         tokenizer.save_pretrained(directory / name)
         folders[name] = directory / name
     for name, build in (audio_encoders or AUDIO_ENCODERS).items():
@@ -336,7 +432,13 @@ def build_from_config(case: ContractCase, vocab_size: int, state_dict=None, **co
 __all__ += [
     "WAV2VEC2_BASE_FEATURE_EXTRACTOR",
     "TEXT_ENCODERS",
+    "TEXT_TOKENIZERS",
     "AUDIO_ENCODERS",
+    "MATRIX_TEXT_ENCODERS",
+    "MATRIX_AUDIO_ENCODERS",
+    "PAPER_FUSIONS",
+    "PAPER_AUDIO_REPRESENTATIONS",
+    "ENCODER_CASES",
     "CONSTRUCTION_PATHS",
     "FULL_SIZE_TEXT_ENCODERS",
     "FULL_SIZE_AUDIO_ENCODERS",

@@ -75,7 +75,8 @@ def attention_report(model) -> dict[str, np.ndarray]:
     return found
 
 
-def checkpointing_gradients(model, inputs, labels, regression_labels) -> dict[str, np.ndarray]:
+def checkpointing_gradients(model, inputs, labels, regression_labels,
+                            modes=("none", "non_reentrant", "reentrant")) -> dict[str, np.ndarray]:
     """Gradients of one training step without activation checkpointing (`none/...`), with it non-reentrant
     (`non_reentrant/...`) and reentrant (`reentrant/...`), from the same random state."""
     import torch
@@ -83,7 +84,7 @@ def checkpointing_gradients(model, inputs, labels, regression_labels) -> dict[st
 
     result = {}
     model.train()
-    for mode in ("none", "non_reentrant", "reentrant"):
+    for mode in modes:
         if mode == "none":
             model.activation_checkpointing_disable()
         else:

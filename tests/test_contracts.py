@@ -35,6 +35,8 @@ from contract_probes import (
 from kemd_emotion import KlueWav2Vec2ForEmotion
 from kemd_emotion.testing_utils import (
     CONSTRUCTION_PATHS,
+    ENCODER_CASES,
+    TEXT_ENCODERS,
     ContractCase,
     build_from_config,
     build_from_encoder_folders,
@@ -53,12 +55,18 @@ CASES = contract_cases()
 BOTH_ENCODERS = [case for case in CASES if case.fusion == "cat" and case.audio_representation == "hidden"
                  and case.pooling == "mean"]
 """Both encoders run their attention layers: one case per speech feature encoder (group norm, layer norm)."""
-FROZEN = [case.with_options(freeze_feature_encoder=True) for case in BOTH_ENCODERS]
+ENCODERS = [ENCODER_CASES[0], ENCODER_CASES[1].with_options(
+    cross_attention_dim=24, cross_attention_heads=3, cross_attention_layers=2, cross_attention_intermediate_size=40,
+    weighted_layer_norm=True), ENCODER_CASES[2]]
+"""The other encoder kinds (RoBERTa, ELECTRA, HuBERT, WavLM, Data2VecAudio), one with every cross/weighted size
+option set, so that those round-trip too."""
+FROZEN = [case.with_options(freeze_feature_encoder=True) for case in BOTH_ENCODERS + ENCODERS[:1]]
 EXPORTED = [
     ContractCase("cat", "hidden", "last", "wav2vec2-group"),  # on every path: both encoders, the masked group norm
     ContractCase("add", "conv", "first", "wav2vec2-layer"),  # these on the config path: the other fusions and norm
     ContractCase("text", pooling="first"),
     ContractCase("speech", "hidden", "mean", "wav2vec2-layer"),
+    *ENCODERS,  # cross and weighted, and each other encoder kind
 ]
 IN_PROCESS = [path for path in CONSTRUCTION_PATHS if path != "remote_code"]
 
@@ -70,25 +78,29 @@ def ids(values):
 class Zoo:
     """The same model on each construction path, built once per (case, path)."""
 
-    def __init__(self, folders: dict, processor, root: Path):
-        self.folders, self.processor, self.root = folders, processor, root
-        self.vocab_size = len(processor.tokenizer)
+    def __init__(self, folders: dict, processors: dict, root: Path):
+        self.folders, self.processors, self.root = folders, processors, root
+        self.processor = processors["bert"]
         self._models, self._checkpoints = {}, {}
+
+    def processor_for(self, case: ContractCase):
+        """The processor around `case`'s text encoder's own tokenizer."""
+        return self.processors[case.text_encoder]
 
     def seed(self, case: ContractCase) -> int:
         return zlib.crc32(case.id.encode())
 
-    def build(self, case: ContractCase, path: str, **kwargs):
-        """The model of `case` on `path` (eval mode); `kwargs` (attn_implementation, dtype) build a fresh one."""
-        key, cached = (case, path), not kwargs
+    def build(self, case: ContractCase, path: str, fresh: bool = False, **kwargs):
+        """The model of `case` on `path` (eval mode); `fresh` or `kwargs` (attn_implementation, dtype) build a new one."""
+        key, cached = (case, path), not kwargs and not fresh
         if cached and key in self._models:
             return self._models[key]
         if path == "pretrained_encoders":
             model = build_from_encoder_folders(case, self.folders, seed=self.seed(case), **kwargs)
         elif path == "config":
             dtype = kwargs.pop("dtype", None)
-            model = build_from_config(case, self.vocab_size, self.build(case, "pretrained_encoders").state_dict(),
-                                      **kwargs)
+            model = build_from_config(case, len(self.processor_for(case).tokenizer),
+                                      self.build(case, "pretrained_encoders").state_dict(), **kwargs)
             if dtype is not None:
                 model.to(dtype)
         elif path == "from_pretrained":
@@ -104,7 +116,7 @@ class Zoo:
         if case not in self._checkpoints:
             directory = self.root / case.id
             self.build(case, "pretrained_encoders").save_pretrained(directory)
-            self.processor.save_pretrained(directory)
+            self.processor_for(case).save_pretrained(directory)
             self._checkpoints[case] = directory
         return self._checkpoints[case]
 
@@ -112,8 +124,8 @@ class Zoo:
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     folders = save_encoder_folders(tmp_path_factory.mktemp("encoders"))
-    processor = processor_for_encoders(folders["bert"], folders["wav2vec2-group"])
-    return Zoo(folders, processor, tmp_path_factory.mktemp("checkpoints"))
+    processors = {name: processor_for_encoders(folders[name], folders["wav2vec2-group"]) for name in TEXT_ENCODERS}
+    return Zoo(folders, processors, tmp_path_factory.mktemp("checkpoints"))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +139,7 @@ def remote(zoo, clips, tmp_path_factory):
     """Everything measured through `trust_remote_code` in one fresh interpreter: `remote(case)` -> that case's dict."""
     work = tmp_path_factory.mktemp("remote")
     np.savez(work / "clips.npz", **{f"clip{i}": clip for i, clip in enumerate(clips)})
-    probes = {case: ["batch"] for case in CASES + FROZEN}
+    probes = {case: ["batch"] for case in CASES + FROZEN + ENCODERS}
     for case in BOTH_ENCODERS:
         probes[case] += ["batch_max_length", "attention", "checkpointing", "pipeline"]
     probes[BOTH_ENCODERS[0]].append("bf16")
@@ -173,11 +185,12 @@ def measure(request, case: ContractCase, path: str, probe: str) -> dict:
 
 def measure_in_process(zoo, clips, case: ContractCase, path: str, probe: str) -> dict:
     model = zoo.build(case, path)
-    batch = zoo.processor(text=TEXTS, audio=clips, sampling_rate=16000)
+    processor = zoo.processor_for(case)
+    batch = processor(text=TEXTS, audio=clips, sampling_rate=16000)
     if probe == "batch":
-        return batch_and_alone(model, zoo.processor, TEXTS, clips)
+        return batch_and_alone(model, processor, TEXTS, clips)
     if probe == "batch_max_length":
-        found = batch_and_alone(model, zoo.processor, TEXTS, clips, padding="max_length")
+        found = batch_and_alone(model, processor, TEXTS, clips, padding="max_length")
         return {f"max_length/{key}": value for key, value in found.items()}
     if probe == "attention":
         found = {}
@@ -192,15 +205,17 @@ def measure_in_process(zoo, clips, case: ContractCase, path: str, probe: str) ->
         return {**found, **{f"bf16/{k}": v for k, v in parameter_report(loaded).items()}}
     if probe == "checkpointing":
         # a fresh copy: training-mode switches and gradients must not leak into the cached model
-        fresh = zoo.build(case, path, attn_implementation="sdpa")
-        return checkpointing_gradients(fresh, batch, LABELS, REGRESSION_LABELS)
+        # WavLM has no sdpa attention in transformers: the other encoder kinds keep their own
+        fresh = zoo.build(case, path, fresh=True, **({"attn_implementation": "sdpa"} if case in BOTH_ENCODERS else {}))
+        modes = ("none", "non_reentrant") + (() if case.audio_encoder == "wavlm" else ("reentrant",))
+        return checkpointing_gradients(fresh, batch, LABELS, REGRESSION_LABELS, modes)
     if probe == "parameters":
         return parameter_report(model)
     if probe == "export":
-        other = zoo.processor(text=TEXTS[:2], audio=[clip[: len(clip) // 2] for clip in clips[:2]], sampling_rate=16000)
+        other = processor(text=TEXTS[:2], audio=[clip[: len(clip) // 2] for clip in clips[:2]], sampling_rate=16000)
         return export_outputs(model, batch, other)
     if probe == "pipeline":
-        classifier = pipeline("emotion-multimodal", model=model, processor=zoo.processor, device="cpu")
+        classifier = pipeline("emotion-multimodal", model=model, processor=processor, device="cpu")
         return pipeline_outputs(classifier, TEXTS, clips)
     raise ValueError(probe)
 
@@ -210,7 +225,7 @@ def close(actual, expected, atol=ATOL, name=""):
 
 
 # ----------------------------------------------------------------------------------------------- outputs and padding
-@pytest.mark.parametrize("case", CASES + FROZEN, ids=ids(CASES + FROZEN))
+@pytest.mark.parametrize("case", CASES + FROZEN + ENCODERS, ids=ids(CASES + FROZEN + ENCODERS))
 @pytest.mark.parametrize("path", CONSTRUCTION_PATHS)
 def test_same_outputs_on_every_path_and_every_padding(path, case, request):
     """Each item of a ragged batch gives what it gives alone (to 1e-5: padding never enters), and the same weights
@@ -311,12 +326,15 @@ def test_frozen_feature_encoder_stays_frozen(path, case, request):
     assert trainable == total - conv_sizes
 
 
-@pytest.mark.parametrize("case", BOTH_ENCODERS, ids=ids(BOTH_ENCODERS))
-@pytest.mark.parametrize("path", CONSTRUCTION_PATHS)
+CHECKPOINTED = [(path, case) for case in BOTH_ENCODERS for path in CONSTRUCTION_PATHS] + [
+    ("config", case) for case in ENCODERS]
+
+
+@pytest.mark.parametrize("path,case", CHECKPOINTED, ids=[f"{path}-{case.id}" for path, case in CHECKPOINTED])
 def test_activation_checkpointing_gives_the_same_gradients(path, case, request):
     """Reentrant and non-reentrant checkpointing give the gradients of none, the conv feature encoder's included."""
     found = measure(request, case, path, "checkpointing")
-    modes = ("none", "non_reentrant", "reentrant")
+    modes = ("none", "non_reentrant") + (() if case.audio_encoder == "wavlm" else ("reentrant",))  # see below
     names = {mode: sorted(key.split("/", 1)[1] for key in found if key.startswith(f"{mode}/")) for mode in modes}
     conv = [name for name in names["none"] if name.startswith("audio_model.feature_extractor.")]
     assert conv and any(name.startswith("text_model.") for name in names["none"])
@@ -326,7 +344,16 @@ def test_activation_checkpointing_gives_the_same_gradients(path, case, request):
             expected = found[f"none/{name}"]
             close(found[f"{mode}/{name}"], expected, atol=1e-5 * max(1.0, np.abs(expected).max()), name=f"{mode} {name}")
     for name in conv:
-        assert np.abs(found[f"reentrant/{name}"]).sum() > 0, name
+        assert np.abs(found[f"{modes[-1]}/{name}"]).sum() > 0, name
+
+
+def test_reentrant_checkpointing_of_wavlm_is_refused(zoo):
+    """transformers' WavLM never finishes a reentrant-checkpointed backward pass: refused with a clear error."""
+    model = zoo.build(ENCODERS[1], "config", fresh=True)
+    with pytest.raises(ValueError, match=r"'use_reentrant': True\} is not supported with a WavLM speech encoder"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": True})
+    model.activation_checkpointing_enable()
+    assert model.audio_model.encoder.layers[0].gradient_checkpointing
 
 
 # ----------------------------------------------------------------------------------------------- export and pipeline

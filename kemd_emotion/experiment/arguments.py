@@ -21,6 +21,8 @@ from .presets import AUTO, PRESET_NAMES, apply_preset
 
 FUSION_ORDER = ("text", "speech", "cat", "add")
 """The paper's four rows, in the table's order."""
+TABLE_ORDER = (*FUSION_ORDER, *(name for name in FUSIONS if name not in FUSION_ORDER))
+"""Every fusion in the table's order: the paper's rows, then those added since (cross)."""
 FINAL_MODELS = ("last_fold", "all_data", "none")
 FROM_PRESET = " Set by --preset unless given (see the README's preset table)."
 
@@ -31,8 +33,8 @@ class ModelArguments:
 
     fusion: str = field(
         default="all",
-        metadata={"help": "One of text, speech, cat, add, or 'all' (the paper's four rows); a comma-separated list "
-                          "also works (e.g. 'text,cat')."},
+        metadata={"help": "One of text, speech, cat, add, cross, or 'all' (the paper's four rows); a comma-separated "
+                          "list also works (e.g. 'text,cat,cross')."},
     )
     text_model: str | None = field(
         default=None, metadata={"help": "Hub id or folder of the text encoder (the paper: klue/bert-base). Without it "
@@ -44,7 +46,8 @@ class ModelArguments:
     audio_representation: str = field(
         default="conv",
         metadata={"help": "conv: wav2vec2's normalised convolutional features (the paper's 512-d vector; the "
-                          "transformer layers are not run); hidden: the transformer's last hidden state." + FROM_PRESET})
+                          "transformer layers are not run); hidden: the transformer's last hidden state; weighted: a "
+                          "learned softmax-weighted sum of every layer (SUPERB)." + FROM_PRESET})
     regression_loss: str = field(default="mse", metadata={"help": "mse or ccc (1 - CCC)."})
     emotion_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the multi-label soft-margin loss."})
     regression_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the arousal/valence loss."})
@@ -194,8 +197,8 @@ def parse_fusions(value: str) -> list[str]:
     names = list(FUSION_ORDER) if value.strip() == "all" else [name.strip() for name in value.split(",") if name.strip()]
     unknown = [name for name in names if name not in FUSIONS]
     if unknown or not names:
-        raise ValueError(f"--fusion {value!r}: expected 'all' or some of {', '.join(FUSION_ORDER)}, comma-separated.")
-    return sorted(set(names), key=FUSION_ORDER.index)
+        raise ValueError(f"--fusion {value!r}: expected 'all' or some of {', '.join(TABLE_ORDER)}, comma-separated.")
+    return sorted(set(names), key=TABLE_ORDER.index)
 
 
 def parse_folds(value: str | None, num_folds: int) -> list[int]:
@@ -235,4 +238,4 @@ def parse_seeds(value: str) -> list[int]:
 
 
 __all__ = ["ModelArguments", "DataArguments", "RunArguments", "parse_arguments", "parse_fusions", "parse_folds",
-           "parse_seeds", "explicit_options", "has_accelerator", "FUSION_ORDER", "FINAL_MODELS", "PRESET_NAMES"]
+           "parse_seeds", "explicit_options", "has_accelerator", "FUSION_ORDER", "TABLE_ORDER", "FINAL_MODELS", "PRESET_NAMES"]

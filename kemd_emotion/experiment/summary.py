@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .arguments import FUSION_ORDER
+from .arguments import FUSION_ORDER, TABLE_ORDER
 from .run_directory import RUN_ARGS, finished_runs, read_json, write_json
 
-ROW_NAMES = {"text": "Text only", "speech": "Speech only", "cat": "Cat (concatenation)", "add": "Add (projection + sum)"}
+ROW_NAMES = {"text": "Text only", "speech": "Speech only", "cat": "Cat (concatenation)", "add": "Add (projection + sum)",
+             "cross": "Cross (cross-modal attention)"}
 TABLE_METRICS = (("f1_micro", "F-score (micro)"), ("f1_macro", "F1 macro"), ("ccc_arousal", "CCC arousal"),
                  ("ccc_valence", "CCC valence"), ("ccc_avg", "CCC avg"))
 
@@ -40,7 +41,7 @@ def write_summary(output_dir: str | os.PathLike, fusions=FUSION_ORDER, folds: li
     run_args = read_json(output_dir / RUN_ARGS) or {}
     expected_fingerprint = run_args.get("fingerprint_sha256")
     rows, baseline_folds = {}, {}
-    for fusion in sorted(set(fusions), key=FUSION_ORDER.index):
+    for fusion in sorted(set(fusions), key=TABLE_ORDER.index):
         runs = [run for run in finished_runs(output_dir, fusion)
                 if (folds is None or run["fold"] in folds) and (seeds is None or run["seed"] in seeds)]
         foreign = [str(run["directory"].relative_to(output_dir)) for run in runs
