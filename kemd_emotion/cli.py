@@ -82,7 +82,9 @@ def build_parser(with_make_sample: bool = True) -> argparse.ArgumentParser:
                               "speech with the text side reading 'no words', as in training (speech_only)")
     predict.add_argument("--batch-size", type=int, default=8, help="utterances (or windows) per forward pass")
     predict.add_argument("--top-k", type=int, default=None, help="how many emotions to list (default: all 7)")
-    predict.add_argument("--threshold", type=float, default=None, help="score above which an emotion is a label")
+    predict.add_argument("--threshold", type=float, default=None,
+                         help="score above which an emotion is a label, for every emotion (default: the model's own "
+                              "per-emotion decision_thresholds, else 0.5)")
     predict.add_argument("--chunk-length-s", type=float, default=None,
                          help="score long recordings in windows of this many seconds (at most the training crop)")
     predict.add_argument("--stride-length-s", type=float, default=None, help="overlap of consecutive windows (s)")
