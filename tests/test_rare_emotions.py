@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import speech_like
+from test_run_emotion import sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
 from transformers import pipeline
 
 from kemd_emotion import EMOTIONS, KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion
@@ -258,3 +259,74 @@ def test_validation_slice_errors():
     one_session = {"session": ["S1"] * 4}
     with pytest.raises(ValueError, match="at least two groups are needed"):
         hold_out(one_session, range(4), by="session")
+
+
+# ---------------------------------------------------------------------------------------------------- the experiment
+def test_rows_tune_thresholds_on_training_rows_only_and_record_what_they_used(tmp_path, sample_dir):  # noqa: F811
+    """`--fusion cat+rare`: per fold, the thresholds are the best-F1 ones on the validation predictions, whose rows
+    are training rows of that fold (never its test rows); the positive weights are those of the rows it trained on;
+    the tuned F-scores are those of the test predictions at the thresholds; the final model's config carries both."""
+    from kemd_emotion.data import multi_hot
+    from kemd_emotion.experiment import Experiment, parse_arguments
+    from kemd_emotion.metrics import tuned_emotion_scores
+
+    output_dir = tmp_path / "run"
+    experiment = Experiment(*parse_arguments(tiny_run_arguments(sample_dir, output_dir, "--fusion", "cat,cat+rare",
+                                                                "--fold_by", "random")))
+    summary = experiment.run()
+    segment_ids = np.asarray(experiment.dataset["segment_id"])
+    for fold, (train, test) in enumerate(experiment.folds):
+        directory = output_dir / "cat+rare" / f"fold{fold}"
+        metrics = json.loads((directory / "metrics.json").read_text())
+        held = np.load(directory / "validation_predictions.npz")
+        tested = np.load(directory / "predictions.npz")
+        assert set(held["segment_id"]) <= set(segment_ids[train]) and not set(held["segment_id"]) & set(segment_ids[test])
+        assert metrics["num_validation"] == len(held["segment_id"]) > 0
+        assert metrics["num_train"] == len(train) - len(held["segment_id"])
+        thresholds = tune_decision_thresholds(held["logits"], held["labels"])
+        assert metrics["decision_thresholds"] == thresholds.tolist() == held["decision_thresholds"].tolist()
+        for name, value in tuned_emotion_scores(tested["logits"], tested["labels"], thresholds).items():
+            assert metrics[name] == pytest.approx(value, abs=1e-12), name
+        fit = [i for i in train if segment_ids[i] not in set(held["segment_id"])]
+        fit_labels = np.stack([multi_hot(experiment.dataset[int(i)]["emotion"]) for i in fit])
+        assert metrics["emotion_pos_weight"] == automatic_positive_weights(fit_labels)
+        assert json.loads((output_dir / "cat" / f"fold{fold}" / "metrics.json").read_text())["decision_thresholds"] is None
+    final = json.loads((output_dir / "cat+rare" / "final" / "config.json").read_text())
+    assert final["decision_thresholds"] == metrics["decision_thresholds"]  # the last fold's model
+    assert final["emotion_pos_weight"] == metrics["emotion_pos_weight"]
+    assert json.loads((output_dir / "cat" / "final" / "config.json").read_text())["decision_thresholds"] is None
+    assert summary["rows"]["cat+rare"]["tuned"] and not summary["rows"]["cat"]["tuned"]
+    paired = summary["paired_differences"]
+    assert paired["reference"] == "cat"
+    by_fold = [json.loads((output_dir / row / f"fold{k}" / "metrics.json").read_text()) for k in (0, 1)
+               for row in ("cat+rare", "cat")]
+    expected = [by_fold[0]["f1_macro_tuned"] - by_fold[1]["f1_macro"], by_fold[2]["f1_macro_tuned"] - by_fold[3]["f1_macro"]]
+    assert paired["rows"]["cat+rare"]["f1_macro"]["values"] == pytest.approx(expected)
+    table = (output_dir / "summary.md").read_text()
+    assert "F1 macro @tuned" in table and "| Cat (concatenation) + rare-emotion settings |" in table
+    card = (output_dir / "cat+rare" / "final" / "README.md").read_text()
+    assert "F1 macro, tuned thresholds" in card and "above its own threshold (`config.decision_thresholds`" in card
+
+
+def test_experiment_options_fail_clearly(tmp_path, sample_dir):  # noqa: F811
+    from kemd_emotion.experiment import Experiment, parse_arguments
+
+    def build(*argv):
+        return Experiment(*parse_arguments(tiny_run_arguments(sample_dir, tmp_path / "run", *argv)))
+
+    with pytest.raises(ValueError, match=r"--fusion 'cat\+late': row 'cat\+late': expected a fusion .* optionally "
+                                         r"followed by modifiers joined with '\+' \(rare, posweight, thresholds, conv"):
+        build("--fusion", "cat+late")
+    with pytest.raises(ValueError, match="a text-only row has no speech features"):
+        build("--fusion", "text+hidden")
+    with pytest.raises(ValueError, match=r"--emotion_pos_weight 'balanced': expected 'auto' .* 7 positive numbers"):
+        build("--emotion_pos_weight", "balanced")
+    with pytest.raises(ValueError, match=r"--validation_fraction 0.9: expected a share .* in \(0, 0.5\]"):
+        build("--validation_fraction", "0.9")
+    # Session folds of the tiny corpus leave one session to train on: no slice can be held out. Refused before any
+    # training.
+    experiment = build("--fusion", "cat+rare", "--fold_by", "session")
+    with pytest.raises(ValueError, match=r"row 'cat\+rare' tunes decision thresholds .* at least two groups are "
+                                         r"needed\. Use fewer --num_folds, another --fold_by"):
+        experiment.run()
+    assert not (tmp_path / "run" / "cat+rare").exists()

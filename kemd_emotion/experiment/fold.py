@@ -275,7 +275,9 @@ def save_final(experiment, trainer: EmotionTrainer, row: str, info: dict) -> Non
     pickles = [path.name for path in final_dir.rglob("*") if path.suffix in PICKLE_SUFFIXES]
     if pickles:
         raise RuntimeError(f"{final_dir} holds pickle files ({', '.join(pickles)}); a shared folder must not.")
-    info = {**info, "fusion": trainer.accelerator.unwrap_model(trainer.model).config.fusion, "row": row,
+    config = trainer.accelerator.unwrap_model(trainer.model).config
+    info = {**info, "fusion": config.fusion, "row": row, "decision_thresholds": config.decision_thresholds,
+            "emotion_pos_weight": config.emotion_pos_weight,
             "run_dir": str(experiment.output_dir), "num_folds": len(experiment.folds),
             "preset": experiment.preset["preset"], "text_model": experiment.model_args.text_model,
             "audio_model": experiment.model_args.audio_model, "fingerprint_sha256": experiment.fingerprint_sha256}
