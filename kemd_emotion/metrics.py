@@ -6,14 +6,10 @@ The scores have one implementation: the `evaluate` metric module shipped in `kem
 used by the Trainer's `compute_metrics`, the experiment and the model cards. `load_metric()` loads that module with
 `evaluate.load`, offline.
 
-- Emotions are multi-label: `labels` is a `(N, 7)` multi-hot matrix (a tie between raters gives several ones).
-  Predictions come from `(N, 7)` logits: an emotion is predicted when its sigmoid exceeds its decision threshold
-  (0.5, or one per emotion: `config.decision_thresholds`), and a row with none above takes the emotion whose logit is
-  furthest above (least below) the logit of its threshold (the arg-max for one common threshold), so every
-  utterance is given at least one emotion.
-- F1 micro / macro / weighted follow scikit-learn's `f1_score` on multi-label indicator matrices with
-  `zero_division=0` (a class never true and never predicted scores 0 in the macro mean).
-- Arousal and valence are `(N, 2)` floats on the 1-5 scale, arousal first. CCC uses population (biased) moments.
+Emotions are multi-label `(N, 7)` multi-hot rows scored from `(N, 7)` logits; an emotion is predicted above its
+decision threshold (0.5, or one per emotion: `config.decision_thresholds`) and every utterance gets at least one.
+The module's docstring states the decision rule and the F1 / CCC conventions (scikit-learn's multi-label F1 with
+`zero_division=0`; CCC with population moments).
 
 >>> import numpy as np
 >>> round(concordance_correlation_coefficient(np.array([1., 2., 3.]), np.array([2., 3., 4.])), 6)
