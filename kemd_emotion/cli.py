@@ -29,7 +29,6 @@ from pathlib import Path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 """Files a folder given to --audio contributes (soundfile reads these)."""
-FUSION_ORDER = ("text", "speech", "cat", "add", "cross")
 PREDICT_DESCRIPTION = """Score recordings (and their transcripts) with a trained model.
 
 JSON goes to stdout: a list with one entry per audio file, in order ({"audio", "text", "emotions", "labels",
@@ -85,7 +84,9 @@ def build_parser(with_make_sample: bool = True) -> argparse.ArgumentParser:
                               "speech with the text side reading 'no words', as in training (speech_only)")
     predict.add_argument("--batch-size", type=int, default=8, help="utterances (or windows) per forward pass")
     predict.add_argument("--top-k", type=int, default=None, help="how many emotions to list (default: all 7)")
-    predict.add_argument("--threshold", type=float, default=None, help="score above which an emotion is a label")
+    predict.add_argument("--threshold", type=float, default=None,
+                         help="score above which an emotion is a label, for every emotion (default: the model's own "
+                              "per-emotion decision_thresholds, else 0.5)")
     predict.add_argument("--chunk-length-s", type=float, default=None,
                          help="score long recordings in windows of this many seconds (at most the training crop)")
     predict.add_argument("--stride-length-s", type=float, default=None, help="overlap of consecutive windows (s)")
@@ -97,8 +98,9 @@ def build_parser(with_make_sample: bool = True) -> argparse.ArgumentParser:
 
     card = commands.add_parser("card", help="(re)build the model card of a run's final model(s)")
     card.add_argument("run_dir", help="the run's --output_dir (run_args.json, {fusion}/fold*/, {fusion}/final/)")
-    card.add_argument("--fusion", choices=FUSION_ORDER, default=None,
-                      help="which model (default: every fusion with finished folds)")
+    card.add_argument("--fusion", default=None,
+                      help="which row's model: its folder in the run, e.g. cat or cat+rare (default: every row with "
+                           "finished folds)")
     card.add_argument("--checkpoint-dir", default=None, help="where to write the card (default: {fusion}/final)")
     card.add_argument("--model-id", default=None, help="the Hub repo id the card's examples load")
     card.set_defaults(func=run_card)
@@ -308,10 +310,14 @@ def _report(entry: dict, error: Exception) -> None:
 def run_card(args: argparse.Namespace) -> int:
     from .modelcard import write_model_card
 
+    from .experiment.rows import is_row_name, parse_rows
     from .experiment.run_directory import finished_runs
 
     run_dir = Path(args.run_dir)
-    fusions = [args.fusion] if args.fusion else [fusion for fusion in FUSION_ORDER if finished_runs(run_dir, fusion)]
+    folders = [path.name for path in run_dir.iterdir() if path.is_dir() and is_row_name(path.name)] \
+        if run_dir.is_dir() else []
+    finished = [row.name for row in parse_rows(",".join(folders))] if folders else []
+    fusions = [args.fusion] if args.fusion else [name for name in finished if finished_runs(run_dir, name)]
     if not fusions:
         raise CommandError(f"{str(run_dir)!r} holds no finished fold ({{fusion}}/[seed*/]fold*/metrics.json).")
     if args.checkpoint_dir and len(fusions) > 1:

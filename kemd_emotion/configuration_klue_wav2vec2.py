@@ -7,7 +7,10 @@ huggingface_hub and the other ``*_klue_wav2vec2`` / ``pipeline_emotion`` files, 
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 import sys
+from typing import Any
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
@@ -27,6 +30,8 @@ SUPPORTED_TEXT_MODEL_TYPES = ("bert", "roberta", "electra")
 """Text encoders the model is built and tested with: AutoModel encoders with token embeddings and `hidden_size`."""
 SUPPORTED_AUDIO_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 """Speech encoders with wav2vec2's convolutional front end, feature projection and transformer encoder."""
+AUTO = "auto"
+"""`emotion_pos_weight="auto"`: weights computed from the training rows before training."""
 
 # klue/bert-base and facebook/wav2vec2-base, so that a bare config describes the paper's model.
 KLUE_BERT_BASE = {
@@ -82,6 +87,49 @@ def check_choice(name: str, value, accepted) -> None:
         raise ValueError(f"{name}={value!r} is not supported; expected one of {', '.join(map(repr, accepted))}.")
 
 
+def positive_weights(value, num_labels: int) -> list[float] | str | None:
+    """`emotion_pos_weight` checked and normalised: None, `"auto"`, or `num_labels` positive finite floats (a list).
+
+    >>> positive_weights((1, 2.5), 2), positive_weights("auto", 7), positive_weights(None, 7)
+    ([1.0, 2.5], 'auto', None)
+    """
+    if value is None or (isinstance(value, str) and value == AUTO):
+        return value
+    weights = _numbers(value, num_labels)
+    if weights is None or not all(0 < weight < math.inf for weight in weights):
+        raise ValueError(
+            f"emotion_pos_weight={value!r} is not supported; expected {AUTO!r} (from the training rows), None (no "
+            f"weighting) or {num_labels} positive numbers, one per emotion."
+        )
+    return weights
+
+
+def thresholds_per_label(value, num_labels: int) -> list[float] | None:
+    """`decision_thresholds` checked and normalised: None (0.5 for every emotion) or `num_labels` floats in (0, 1).
+
+    >>> thresholds_per_label((0.25, 0.5), 2), thresholds_per_label(None, 7)
+    ([0.25, 0.5], None)
+    """
+    if value is None:
+        return None
+    thresholds = _numbers(value, num_labels)
+    if thresholds is None or not all(0 < threshold < 1 for threshold in thresholds):
+        raise ValueError(
+            f"decision_thresholds={value!r} is not supported; expected None (0.5 for every emotion) or {num_labels} "
+            "numbers strictly between 0 and 1, one per emotion."
+        )
+    return thresholds
+
+
+def _numbers(value, length: int) -> list[float] | None:
+    """`value` as a list of `length` floats, or None when it is not a sequence of that many real numbers."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != length:
+        return None
+    if not all(isinstance(item, numbers.Real) and not isinstance(item, bool) for item in value):
+        return None
+    return [float(item) for item in value]
+
+
 @strict
 class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
     r"""
@@ -129,6 +177,16 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
         asr_model (`str`, *optional*): id or folder of a speech-recognition model (e.g. `"openai/whisper-small"`)
             that `pipeline("emotion-multimodal")` uses to transcribe inputs given without text, when the caller
             passes no `asr_model`. Nothing is loaded until an input needs a transcript.
+        emotion_pos_weight (`list[float]` or `"auto"`, *optional*): one weight per emotion on the positive term of
+            the emotion loss, which is then the binary cross-entropy with logits averaged over emotions (None: the
+            multi-label soft-margin loss, which is the same loss with every weight 1). `"auto"` stands for weights
+            computed from the training rows (negatives / positives per emotion, clipped to [1, 10]): the
+            `EmotionTrainer` and the experiment replace it by the numbers before training, so a saved model's
+            config records the weights it trained with.
+        decision_thresholds (`list[float]`, *optional*): per emotion, the score above which it is predicted
+            (None: 0.5 for every emotion). Used wherever a label set is made (the pipeline's `labels`, the CLI, the
+            demo, the reported F-scores); a row with no emotion above its threshold takes the emotion whose logit is
+            furthest above (or least below) the logit of its threshold. Tuned on held-out rows by the experiment.
 
     Example:
 
@@ -168,6 +226,10 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
     initializer_range: float = 0.02
     regression_targets: list[str] | tuple[str, ...] | None = None
     asr_model: str | None = None
+    # Typed loosely on purpose: positive_weights / thresholds_per_label turn a wrong value into a ValueError that names
+    # the option and what it accepts (the strict type check would raise a bare type error first).
+    emotion_pos_weight: Any = None
+    decision_thresholds: Any = None
 
     def __post_init__(self, **kwargs):
         # A sub-config given as an object is copied, never adopted: the base class sets `_attn_implementation` on
@@ -193,6 +255,8 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
             for key, implementation in kept_attention.items():
                 getattr(self, key)._attn_implementation_internal = implementation
         forget_registered_custom_pipelines(self)
+        self.emotion_pos_weight = positive_weights(self.emotion_pos_weight, self.num_labels)
+        self.decision_thresholds = thresholds_per_label(self.decision_thresholds, self.num_labels)
         self.check_values()
 
     def check_values(self) -> None:
@@ -213,6 +277,8 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
             raise ValueError(
                 f"regression_targets={self.regression_targets!r} is not supported; expected {list(REGRESSION_TARGETS)}."
             )
+        positive_weights(self.emotion_pos_weight, self.num_labels)
+        thresholds_per_label(self.decision_thresholds, self.num_labels)
 
     @property
     def uses_text(self) -> bool:

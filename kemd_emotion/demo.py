@@ -215,7 +215,7 @@ def summary_markdown(output: dict, thresholds: Mapping[str, float]) -> str:
     labels = output["labels"]
     scores = {e["label"]: e["score"] for e in output["emotions"]}
     above = [label for label in labels if scores.get(label, 1.0) > thresholds.get(label, DEFAULT_THRESHOLD)]
-    note = "" if above else " (no emotion reached its threshold: the best-scoring one is given)"
+    note = "" if above else " (no emotion reached its threshold: the one nearest its threshold is given)"
     lines = [
         f"### Predicted: {', '.join(f'**{label}**' for label in labels)}{note}",
         *([f"Transcribed by the speech recogniser: “{output['transcript']}”"]
@@ -260,7 +260,7 @@ def emotion_figure(output: dict, thresholds: Mapping[str, float]):
     axes.set_xlim(0, 1)
     axes.set_title("Emotion scores", fontsize=11, loc="left")
     axes.set_xlabel("score (independent per emotion: they need not sum to 1)")
-    axes.legend(handles=[Line2D([], [], color="#e4572e", linewidth=6, label="predicted (above its threshold, else the best)"),
+    axes.legend(handles=[Line2D([], [], color="#e4572e", linewidth=6, label="predicted (above its threshold, else the nearest)"),
                          Line2D([], [], color="black", linewidth=2, label="decision threshold")],
                 loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8, frameon=False)
     return figure

@@ -1,219 +1,122 @@
-"""Scores of the seed paper, in numpy: multi-label F-scores for the emotions and Lin's CCC for arousal / valence.
+"""Scores of the seed paper, in numpy: multi-label F-scores for the emotions and Lin's CCC for arousal / valence;
+and the per-emotion decision thresholds tuned on held-out rows.
 
-Everything here takes plain arrays, so it serves the Trainer's `compute_metrics`, the experiment's summary and
-anyone scoring saved predictions.
+The scores have one implementation: the `evaluate` metric module shipped in `kemd_emotion/evaluate_metric/`
+(`kemd_emotion.py`, self-contained so that it can be pushed to the Hub), whose functions are re-exported here and
+used by the Trainer's `compute_metrics`, the experiment and the model cards. `load_metric()` loads that module with
+`evaluate.load`, offline.
 
-- Emotions are multi-label: `labels` is a `(N, 7)` multi-hot matrix (a tie between raters gives several ones).
-  Predictions come from `(N, 7)` logits: an emotion is predicted when its sigmoid exceeds 0.5, and a row with none
-  above the threshold takes its arg-max, so every utterance is given at least one emotion.
-- F1 micro / macro / weighted follow scikit-learn's `f1_score` on multi-label indicator matrices with
-  `zero_division=0` (a class never true and never predicted scores 0 in the macro mean).
-- Arousal and valence are `(N, 2)` floats on the 1-5 scale, arousal first. CCC uses population (biased) moments.
+Emotions are multi-label `(N, 7)` multi-hot rows scored from `(N, 7)` logits; an emotion is predicted above its
+decision threshold (0.5, or one per emotion: `config.decision_thresholds`) and every utterance gets at least one.
+The module's docstring states the decision rule and the F1 / CCC conventions (scikit-learn's multi-label F1 with
+`zero_division=0`; CCC with population moments).
 
 >>> import numpy as np
->>> round(concordance_correlation_coefficient(np.array([1., 2., 3.]), np.array([1., 2., 3.])), 6)
-1.0
 >>> round(concordance_correlation_coefficient(np.array([1., 2., 3.]), np.array([2., 3., 4.])), 6)
 0.571429
 >>> predict_emotions(np.array([[-1., 2., 0.5], [-3., -2., -1.]])).astype(int).tolist()
 [[0, 1, 1], [0, 0, 1]]
+>>> tune_decision_thresholds(np.array([[0.1], [-0.2], [-0.8], [-1.5]]), np.array([[1], [1], [0], [0]])).tolist()
+[0.45]
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from .configuration_klue_wav2vec2 import EMOTIONS, REGRESSION_TARGETS
-
-THRESHOLD = 0.5
-"""Sigmoid probability above which an emotion is predicted."""
-
-METRIC_NAMES: tuple[str, ...] = (
-    "f1_micro",
-    "f1_macro",
-    "f1_weighted",
-    "ccc_arousal",
-    "ccc_valence",
-    "ccc_avg",
-    "pearson_arousal",
-    "pearson_valence",
+from .evaluate_metric.kemd_emotion import (
+    METRIC_NAMES,
+    THRESHOLD,
+    compute_emotion_metrics,
+    concordance_correlation_coefficient,
+    decision_thresholds,
+    emotion_scores,
+    f1_from_counts,
+    f1_scores,
+    majority_baseline,
+    pearson_correlation,
+    predict_emotions,
+    regression_scores,
+    sigmoid,
 )
-"""The scalar metrics `compute_emotion_metrics` always returns (per-class F1s come on top)."""
+
+METRIC_SCRIPT = Path(__file__).resolve().parent / "evaluate_metric" / "kemd_emotion.py"
+"""The `evaluate` metric module (its folder also holds the Space card, app and requirements for the Hub)."""
+
+THRESHOLD_GRID: tuple[float, ...] = tuple(round(0.05 * step, 2) for step in range(1, 20))
+"""Candidate decision thresholds: 0.05, 0.10, ..., 0.95."""
 
 
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function, elementwise."""
-    logits = np.asarray(logits, dtype=np.float64)
-    return np.exp(-np.logaddexp(0.0, -logits))
+TUNED_SUFFIX = "_tuned"
+"""Suffix of the F-scores at tuned per-emotion thresholds (`f1_macro_tuned`, `f1_fear_tuned`, ...); the keys without
+it are at the fixed 0.5."""
 
 
-def predict_emotions(logits: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
-    """Multi-hot predictions `(N, C)` bool from logits `(N, C)`.
-
-    An emotion is on when its sigmoid probability is above `threshold`; a row with none above it takes its
-    arg-max, so every utterance gets at least one emotion.
-    """
-    logits = _as_matrix(logits, "logits")
-    predicted = sigmoid(logits) > threshold
-    empty = ~predicted.any(axis=1)
-    predicted[empty, logits[empty].argmax(axis=1)] = True
-    return predicted
+def tuned_emotion_scores(logits: np.ndarray, labels: np.ndarray, thresholds, emotions=None) -> dict[str, float]:
+    """`emotion_scores` at per-emotion `thresholds`, every key suffixed with `TUNED_SUFFIX`."""
+    scores = emotion_scores(logits, labels, thresholds, *(() if emotions is None else (emotions,)))
+    return {f"{name}{TUNED_SUFFIX}": value for name, value in scores.items()}
 
 
-def f1_scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float | np.ndarray]:
-    """F1 of multi-hot `predicted` against multi-hot `labels`, both `(N, C)`.
+def load_metric(config_name: str = "default", **kwargs):
+    """`evaluate.load` of the shipped metric module (offline): `"default"` / `"emotions"` for the F-scores,
+    `"arousal_valence"` for CCC. `kwargs` go to `evaluate.load`."""
+    import evaluate
 
-    Returns `f1_micro`, `f1_macro`, `f1_weighted` (weights: each class' number of true labels) and
-    `f1_per_class` `(C,)`. A class with no true and no predicted label has F1 0 (scikit-learn's
-    `zero_division=0`).
-    """
-    labels = _as_matrix(labels, "labels").astype(bool)
-    predicted = _as_matrix(predicted, "predicted").astype(bool)
-    if labels.shape != predicted.shape:
-        raise ValueError(f"labels {labels.shape} and predictions {predicted.shape} must have the same shape.")
-    true_positives = (labels & predicted).sum(axis=0).astype(np.float64)
-    false_positives = (~labels & predicted).sum(axis=0).astype(np.float64)
-    false_negatives = (labels & ~predicted).sum(axis=0).astype(np.float64)
-    per_class = _f1(true_positives, false_positives, false_negatives)
-    support = labels.sum(axis=0).astype(np.float64)
-    return {
-        "f1_micro": float(_f1(true_positives.sum(), false_positives.sum(), false_negatives.sum())),
-        "f1_macro": float(per_class.mean()),
-        "f1_weighted": float((per_class * support).sum() / support.sum()) if support.sum() > 0 else 0.0,
-        "f1_per_class": per_class,
-    }
+    return evaluate.load(str(METRIC_SCRIPT), config_name, **kwargs)
 
 
-def _f1(tp, fp, fn):
-    tp, fp, fn = np.asarray(tp, dtype=np.float64), np.asarray(fp, dtype=np.float64), np.asarray(fn, dtype=np.float64)
-    denominator = 2 * tp + fp + fn
-    return np.divide(2 * tp, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+def tune_decision_thresholds(logits: np.ndarray, labels: np.ndarray,
+                             grid: tuple[float, ...] = THRESHOLD_GRID) -> np.ndarray:
+    """Per emotion, the threshold on the sigmoid score that maximises that emotion's F1 on these rows.
 
-
-def concordance_correlation_coefficient(predictions: np.ndarray, targets: np.ndarray) -> float:
-    """Lin's concordance correlation coefficient of two 1-D arrays (population moments).
-
-    `2 cov(p, t) / (var(p) + var(t) + (mean(p) - mean(t))**2)`, in [-1, 1]: Pearson's r shrunk by any shift in
-    location or scale. The denominator is zero only when both arrays are the same constant: that agreement is
-    perfect and 1.0 is returned. A constant prediction against varying targets scores 0.
-    """
-    p, t = _as_pair(predictions, targets)
-    p_mean, t_mean = p.mean(), t.mean()
-    covariance = ((p - p_mean) * (t - t_mean)).mean()
-    denominator = p.var() + t.var() + (p_mean - t_mean) ** 2
-    if denominator == 0:
-        return 1.0
-    return float(2 * covariance / denominator)
-
-
-def pearson_correlation(predictions: np.ndarray, targets: np.ndarray) -> float:
-    """Pearson's r of two 1-D arrays; 0.0 when either is constant (no linear association can be measured)."""
-    p, t = _as_pair(predictions, targets)
-    p, t = p - p.mean(), t - t.mean()
-    denominator = np.sqrt((p * p).sum() * (t * t).sum())
-    if denominator == 0:
-        return 0.0
-    return float(np.clip((p * t).sum() / denominator, -1.0, 1.0))
-
-
-def compute_emotion_metrics(
-    logits: np.ndarray | None = None,
-    labels: np.ndarray | None = None,
-    regression: np.ndarray | None = None,
-    regression_labels: np.ndarray | None = None,
-    threshold: float = THRESHOLD,
-    emotions: Sequence[str] = EMOTIONS,
-) -> dict[str, float]:
-    """All the paper's scores for one set of predictions, as a flat dict of floats.
+    Each emotion is tuned on its own (`score > threshold` against its labels; the at-least-one-emotion rule of
+    `predict_emotions` is left out, as it couples the emotions). Among thresholds with the same F1 the one nearest
+    0.5 wins, then the lower, so an emotion the rows cannot tell anything about (no positives: F1 0 everywhere)
+    keeps 0.5. Use rows the reported scores never see (a validation slice of the training rows).
 
     Args:
         logits: `(N, C)` emotion logits. labels: `(N, C)` multi-hot emotions.
-        regression: `(N, 2)` predicted arousal, valence. regression_labels: `(N, 2)` the raters' means.
-        threshold: sigmoid threshold of `predict_emotions`.
-        emotions: the C class names, for the per-class keys.
+        grid: the candidate thresholds, each strictly between 0 and 1.
 
     Returns:
-        `f1_micro, f1_macro, f1_weighted, f1_<emotion>` (when logits and labels are given) and
-        `ccc_arousal, ccc_valence, ccc_avg, pearson_arousal, pearson_valence` (when both regression arrays are).
+        `(C,)` float64 thresholds, one per emotion.
     """
-    metrics: dict[str, float] = {}
-    if logits is not None and labels is not None:
-        scores = f1_scores(labels, predict_emotions(logits, threshold))
-        per_class = scores.pop("f1_per_class")
-        if len(emotions) != len(per_class):
-            raise ValueError(f"{len(per_class)} classes in the logits but {len(emotions)} emotion names.")
-        metrics.update(scores)
-        metrics.update({f"f1_{name}": float(value) for name, value in zip(emotions, per_class)})
-    if regression is not None and regression_labels is not None:
-        regression = _as_matrix(regression, "regression")
-        regression_labels = _as_matrix(regression_labels, "regression_labels")
-        if regression.shape != regression_labels.shape or regression.shape[1] != len(REGRESSION_TARGETS):
-            raise ValueError(
-                f"regression {regression.shape} and regression_labels {regression_labels.shape} must both be "
-                f"(N, {len(REGRESSION_TARGETS)}): {', '.join(REGRESSION_TARGETS)}."
-            )
-        for column, name in enumerate(REGRESSION_TARGETS):
-            metrics[f"ccc_{name}"] = concordance_correlation_coefficient(regression[:, column], regression_labels[:, column])
-            metrics[f"pearson_{name}"] = pearson_correlation(regression[:, column], regression_labels[:, column])
-        metrics["ccc_avg"] = float(np.mean([metrics[f"ccc_{name}"] for name in REGRESSION_TARGETS]))
-    return metrics
-
-
-def majority_baseline(
-    labels: np.ndarray, train_labels: np.ndarray | None = None, emotions: Sequence[str] = EMOTIONS
-) -> dict[str, float | str]:
-    """F-scores of always predicting the single most frequent emotion.
-
-    Args:
-        labels: `(N, C)` multi-hot emotions to score against (a test fold).
-        train_labels: `(M, C)` multi-hot emotions the majority is taken from (the training folds); `labels`
-            themselves when None.
-
-    Returns:
-        `majority_label` (its name), `majority_f1_micro`, `majority_f1_macro`, `majority_f1_weighted`.
-        CCC needs no baseline: a constant prediction has CCC 0.
-    """
-    labels = _as_matrix(labels, "labels").astype(bool)
-    source = labels if train_labels is None else _as_matrix(train_labels, "train_labels").astype(bool)
-    majority = int(source.sum(axis=0).argmax())
-    predicted = np.zeros_like(labels)
-    predicted[:, majority] = True
-    scores = f1_scores(labels, predicted)
-    return {
-        "majority_label": emotions[majority],
-        "majority_f1_micro": scores["f1_micro"],
-        "majority_f1_macro": scores["f1_macro"],
-        "majority_f1_weighted": scores["f1_weighted"],
-    }
-
-
-def _as_matrix(array, name: str) -> np.ndarray:
-    array = np.asarray(array)
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (N, classes) array; got shape {array.shape}.")
-    return array
-
-
-def _as_pair(predictions, targets) -> tuple[np.ndarray, np.ndarray]:
-    p = np.asarray(predictions, dtype=np.float64).reshape(-1)
-    t = np.asarray(targets, dtype=np.float64).reshape(-1)
-    if p.shape != t.shape:
-        raise ValueError(f"predictions ({p.size}) and targets ({t.size}) must have the same length.")
-    if p.size == 0:
-        raise ValueError("predictions and targets are empty.")
-    return p, t
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    if logits.ndim != 2 or logits.shape != labels.shape or len(logits) == 0:
+        raise ValueError(f"logits {logits.shape} and labels {labels.shape} must be the same non-empty (N, C) shape.")
+    candidates = np.asarray(grid, dtype=np.float64)
+    if candidates.ndim != 1 or not len(candidates) or not ((candidates > 0) & (candidates < 1)).all():
+        raise ValueError(f"grid={grid!r}: expected thresholds strictly between 0 and 1.")
+    # Preference order among ties: nearest 0.5 first, then the lower threshold.
+    order = np.lexsort((candidates, np.abs(candidates - THRESHOLD)))
+    candidates = candidates[order]
+    predicted = sigmoid(logits)[None, :, :] > candidates[:, None, None]  # (thresholds, N, C)
+    positives = labels[None]
+    f1 = f1_from_counts((predicted & positives).sum(1), (predicted & ~positives).sum(1), (~predicted & positives).sum(1))
+    return candidates[np.argmax(f1, axis=0)]  # argmax takes the first maximum: the preferred threshold
 
 
 __all__ = [
     "THRESHOLD",
+    "THRESHOLD_GRID",
     "METRIC_NAMES",
+    "METRIC_SCRIPT",
     "sigmoid",
+    "decision_thresholds",
     "predict_emotions",
     "f1_scores",
+    "emotion_scores",
+    "regression_scores",
     "concordance_correlation_coefficient",
     "pearson_correlation",
     "compute_emotion_metrics",
     "majority_baseline",
+    "load_metric",
+    "tune_decision_thresholds",
+    "tuned_emotion_scores",
+    "TUNED_SUFFIX",
 ]

@@ -30,7 +30,7 @@ import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .configuration_klue_wav2vec2 import EMOTIONS
-from .metrics import THRESHOLD, compute_emotion_metrics, predict_emotions
+from .metrics import THRESHOLD, TUNED_SUFFIX, compute_emotion_metrics, predict_emotions
 
 TEMPLATE_PATH = next(
     (path for path in (
@@ -47,6 +47,8 @@ FIGURES = {"emotions": "emotions.png", "arousal_valence": "arousal_valence.png"}
 CARD_METRICS = (
     ("f1_micro", "f1", "micro", "F1 micro"),
     ("f1_macro", "f1", "macro", "F1 macro"),
+    (f"f1_micro{TUNED_SUFFIX}", "f1", "micro, tuned thresholds", "F1 micro, tuned thresholds"),
+    (f"f1_macro{TUNED_SUFFIX}", "f1", "macro, tuned thresholds", "F1 macro, tuned thresholds"),
     ("ccc_arousal", "ccc", "arousal", "CCC arousal"),
     ("ccc_valence", "ccc", "valence", "CCC valence"),
     ("ccc_avg", "ccc", "average", "CCC avg (arousal, valence)"),
@@ -73,10 +75,18 @@ class RunResults:
     fold_metrics: list[dict]
     """One entry per finished run (seed x fold), seeds in the run's order, then folds."""
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
-    """`logits (N, 7)`, `regression (N, 2)`, `labels (N, 7)`, `regression_labels (N, 2)`, pooled over the folds."""
+    """`logits (N, 7)`, `regression (N, 2)`, `labels (N, 7)`, `regression_labels (N, 2)`, pooled over the folds, and
+    `predicted (N, 7)`: the labels each fold's model gave (at its tuned thresholds, else at 0.5)."""
     final_info: dict | None = None
     seeds: list = field(default_factory=list)
     """The seeds of the finished runs (one None for runs that do not record it)."""
+
+    @property
+    def model_fusion(self) -> str:
+        """The model's fusion (`cat` for the row `cat+rare`)."""
+        from .experiment.rows import is_row_name, parse_row
+
+        return parse_row(self.fusion).fusion if is_row_name(self.fusion) else self.fusion
 
     def summary(self, key: str) -> tuple[float, float | None, list[float]] | None:
         """`(mean, std, per-run values)` of a metric over the runs (std with ddof=1; None for one run)."""
@@ -115,6 +125,9 @@ def load_run(run_dir: str | os.PathLike, fusion: str) -> RunResults:
                 for key in ("logits", "regression", "labels", "regression_labels"):
                     if key in arrays:
                         pooled.setdefault(key, []).append(np.asarray(arrays[key], dtype=np.float64))
+                if "logits" in arrays:
+                    thresholds = run["metrics"].get("decision_thresholds") or THRESHOLD
+                    pooled.setdefault("predicted", []).append(predict_emotions(arrays["logits"], thresholds))
     predictions = {key: np.concatenate(parts) for key, parts in pooled.items()}
     return RunResults(
         run_dir=run_dir,
@@ -137,16 +150,20 @@ def _figure(width: float, height: float):
     return figure
 
 
-def plot_emotions(run: RunResults, path: str | os.PathLike, threshold: float = THRESHOLD) -> Path | None:
+def plot_emotions(run: RunResults, path: str | os.PathLike, threshold: float | None = None) -> Path | None:
     """Per-emotion confusion (true label x predicted label, row shares) and F1 per emotion, as one PNG.
 
-    Needs pooled `logits` and `labels`; returns None (and writes nothing) without them.
+    The predictions are the labels each fold's model gave (its tuned thresholds, else 0.5), or at `threshold` when
+    given. Needs pooled `logits` and `labels`; returns None (and writes nothing) without them.
     """
     logits, labels = run.predictions.get("logits"), run.predictions.get("labels")
     if logits is None or labels is None:
         return None
     labels = labels.astype(bool)
-    predicted = predict_emotions(logits, threshold)
+    tuned = threshold is None and run.summary(f"f1_macro{TUNED_SUFFIX}") is not None
+    predicted = run.predictions.get("predicted") if threshold is None else None
+    if predicted is None:
+        predicted = predict_emotions(logits, THRESHOLD if threshold is None else threshold)
     support = labels.sum(axis=0)
     # shares[i, j]: of the utterances labelled i, the fraction for which j was predicted.
     shares = (labels.T.astype(np.float64) @ predicted.astype(np.float64)) / np.maximum(support, 1)[:, None]
@@ -167,9 +184,9 @@ def plot_emotions(run: RunResults, path: str | os.PathLike, threshold: float = T
                           color="white" if value > 55 else "black")
     figure.colorbar(image, ax=left, shrink=0.8, label="%")
 
-    per_class = [run.summary(f"f1_{name}") for name in EMOTIONS]
+    per_class = [run.summary(f"f1_{name}{TUNED_SUFFIX if tuned else ''}") for name in EMOTIONS]
     if all(stats is None for stats in per_class):  # older runs: compute from the pooled predictions
-        pooled = compute_emotion_metrics(logits, labels, threshold=threshold)
+        pooled = compute_emotion_metrics(logits, labels, threshold=THRESHOLD if threshold is None else threshold)
         per_class = [(pooled[f"f1_{name}"], None, []) for name in EMOTIONS]
     means = np.array([100 * (stats[0] if stats else 0.0) for stats in per_class])
     spreads = np.array([100 * (stats[1] or 0.0) if stats else 0.0 for stats in per_class])
@@ -181,8 +198,8 @@ def plot_emotions(run: RunResults, path: str | os.PathLike, threshold: float = T
         right.text(reach + 1.5, position, f"{mean:.0f}  (n={int(count)})", va="center", fontsize=8)
     right.set_yticks(positions, EMOTIONS)
     right.set_xlim(0, 115)
-    right.set_xlabel("F1 ×100 (mean ± std over folds)")
-    micro = run.summary("f1_micro")
+    right.set_xlabel("F1 ×100 (mean ± std over folds)" + (", tuned thresholds" if tuned else ""))
+    micro = run.summary(f"f1_micro{TUNED_SUFFIX if tuned else ''}")
     right.set_title("F1 per emotion" + (f" — micro {100 * micro[0]:.1f}" if micro else ""))
     right.grid(axis="x", alpha=0.3)
     return _save(figure, path)
@@ -237,7 +254,7 @@ def build_model_card(
     figures: dict[str, str] | None = None,
     template_path: str | os.PathLike | None = None,
     license: str = "other",
-    threshold: float = THRESHOLD,
+    threshold: float | None = None,
 ) -> ModelCard:
     """The `huggingface_hub.ModelCard` of `run`: metadata with model-index eval results, and the filled template.
 
@@ -251,7 +268,7 @@ def build_model_card(
     """
     facts = _protocol(run)
     dataset_type, dataset_name = facts["dataset_type"], facts["dataset_name"]
-    task_type = "text-classification" if run.fusion == "text" else "audio-classification"
+    task_type = "text-classification" if run.model_fusion == "text" else "audio-classification"
     eval_results = []
     for key, metric_type, config, name in CARD_METRICS:
         stats = run.summary(key)
@@ -306,7 +323,7 @@ def build_model_card(
     modality_note = {
         "text": "this text-only model needs only `text`.",
         "speech": "this speech-only model needs only `audio`.",
-    }.get(run.fusion, "this model needs both `text` and `audio`.")
+    }.get(run.model_fusion, "this model needs both `text` and `audio`.")
     template_path = Path(template_path or TEMPLATE_PATH)
     if not template_path.is_file():
         raise ValueError(
@@ -322,7 +339,7 @@ def build_model_card(
         metric_rows=metric_rows,
         baseline=baseline,
         figures=figures or {},
-        threshold=threshold,
+        threshold_text=_threshold_text(run, threshold),
         modality_note=modality_note,
         example_text="오늘 정말 기분이 좋아요",
         run_dir=str(run.run_dir),
@@ -431,22 +448,44 @@ def _protocol(run: RunResults) -> dict:
         "max_audio_seconds": _number(data.get("max_audio_seconds", 5.0)),
         "max_text_length": _number(data.get("max_text_length")),
         "regression_loss": {"mse": "mean squared error", "ccc": "1 - CCC"}.get(model.get("regression_loss"), "MSE"),
-        "text_model": text_model or (small if run.fusion != "speech" else "not used"),
-        "audio_model": audio_model or (small if run.fusion != "text" else "not used"),
-        "text_model_id": text_model if run.fusion != "speech" else None,
-        "audio_model_id": audio_model if run.fusion != "text" else None,
-        "fusion": run.fusion,
-        "fusion_description": FUSION_DESCRIPTIONS.get(run.fusion, run.fusion),
+        "emotion_loss": _emotion_loss_text((run.final_info or {}).get("emotion_pos_weight")
+                                           or first.get("emotion_pos_weight")),
+        "text_model": text_model or (small if run.model_fusion != "speech" else "not used"),
+        "audio_model": audio_model or (small if run.model_fusion != "text" else "not used"),
+        "text_model_id": text_model if run.model_fusion != "speech" else None,
+        "audio_model_id": audio_model if run.model_fusion != "text" else None,
+        "fusion": run.model_fusion,
+        "fusion_description": _fusion_description(run.fusion),
         "weights_origin": weights,
         "command": " ".join(map(str, command)) if isinstance(command, list) else (command or NOT_RECORDED),
     }
+
+
+def _fusion_description(row: str) -> str:
+    from .experiment.rows import MODIFIER_TITLES, is_row_name, parse_row
+
+    if not is_row_name(row):
+        return FUSION_DESCRIPTIONS.get(row, row)
+    parsed = parse_row(row)
+    return FUSION_DESCRIPTIONS.get(parsed.fusion, parsed.fusion) + "".join(
+        f"; {MODIFIER_TITLES.get(name, name)}" for name in parsed.modifiers)
+
+
+def _threshold_text(run: RunResults, threshold: float | None) -> str:
+    """How the card's model decides its labels: the saved model's own thresholds, or one number."""
+    saved = (run.final_info or {}).get("decision_thresholds")
+    if threshold is None and saved:
+        listed = ", ".join(f"{name} {value:.2f}" for name, value in zip(EMOTIONS, saved))
+        return ("above its own threshold (`config.decision_thresholds`, tuned on a slice held out from the training "
+                f"rows: the best F1 per emotion there): {listed}")
+    return f"above {THRESHOLD if threshold is None else threshold:g}"
 
 
 def _description(run: RunResults, facts: dict) -> str:
     reads, encoders = {
         "text": ("a transcript", "a KLUE-BERT text encoder"),
         "speech": ("speech", "a wav2vec 2.0 speech encoder"),
-    }.get(run.fusion, ("a transcript and its recording", "a KLUE-BERT text encoder and a wav2vec 2.0 speech encoder"))
+    }.get(run.model_fusion, ("a transcript and its recording", "a KLUE-BERT text encoder and a wav2vec 2.0 speech encoder"))
     return (
         f"Korean emotion recognition from {reads}: {encoders}, fine-tuned end to end "
         f"({facts['fusion_description']}). For each utterance it scores the seven KEMDy emotions "
@@ -454,6 +493,13 @@ def _description(run: RunResults, facts: dict) -> str:
         f"scale. Trained and cross-validated on {facts['dataset_name']} with the kemd-emotion package "
         "(`examples/run_emotion.py`)."
     )
+
+
+def _emotion_loss_text(weights) -> str:
+    if not weights or isinstance(weights, str):
+        return "multi-label soft margin"
+    listed = ", ".join(f"{name} {value:.2g}" for name, value in zip(EMOTIONS, weights))
+    return f"multi-label soft margin with per-emotion positive weights ({listed})"
 
 
 def _number(value) -> str:

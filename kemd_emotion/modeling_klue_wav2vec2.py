@@ -42,7 +42,8 @@ class KlueWav2Vec2EmotionOutput(ModelOutput):
         logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`): emotion logits (apply a sigmoid for
             per-emotion probabilities; labels are multi-hot).
         regression (`torch.FloatTensor` of shape `(batch_size, 2)`): arousal then valence, on the corpus' 1-5 scale.
-        emotion_loss (`torch.FloatTensor` of shape `()`, *optional*): multi-label soft-margin loss on `logits`.
+        emotion_loss (`torch.FloatTensor` of shape `()`, *optional*): multi-label soft-margin loss on `logits`
+            (positive terms weighted by `config.emotion_pos_weight` when it is set).
         regression_loss (`torch.FloatTensor` of shape `()`, *optional*): MSE, or 1 - CCC averaged over both targets.
         text_embeds (`torch.FloatTensor` of shape `(batch_size, text_hidden_size)`, *optional*): pooled text vector.
         audio_embeds (`torch.FloatTensor` of shape `(batch_size, audio_embed_dim)`, *optional*): pooled speech vector
@@ -707,7 +708,7 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
 
         loss = emotion_loss = regression_loss = None
         if labels is not None:
-            emotion_loss = F.multilabel_soft_margin_loss(logits, labels.to(logits.dtype))
+            emotion_loss = self.emotion_loss(logits, labels.to(logits.dtype))
             loss = config.emotion_loss_weight * emotion_loss
         if regression_labels is not None:
             regression_loss = self.regression_loss(regression, regression_labels.to(regression.dtype))
@@ -743,6 +744,21 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             batch_sizes[name] = tensor.shape[0]
         if len(set(batch_sizes.values())) > 1:
             raise ValueError(f"text and audio batch sizes differ: {batch_sizes}.")
+
+    def emotion_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The multi-label soft-margin loss of `(batch, num_labels)` logits against multi-hot labels; with
+        `config.emotion_pos_weight`, the same loss (binary cross-entropy with logits, averaged over emotions and the
+        batch) with each emotion's positive term multiplied by its weight."""
+        weights = self.config.emotion_pos_weight
+        if weights is None:
+            return F.multilabel_soft_margin_loss(logits, labels)
+        if isinstance(weights, str):
+            raise ValueError(
+                f"emotion_pos_weight={weights!r} has not been computed yet: EmotionTrainer computes it from its training "
+                "rows (kemd_emotion.trainer.automatic_positive_weights); set config.emotion_pos_weight to the numbers "
+                "before computing a loss."
+            )
+        return F.binary_cross_entropy_with_logits(logits, labels, pos_weight=logits.new_tensor(weights))
 
     def regression_loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """MSE, or 1 - CCC averaged over arousal and valence, as the config says."""

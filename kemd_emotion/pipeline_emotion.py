@@ -204,7 +204,9 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         `{"emotions": [{"label", "score"}, ...], "labels": [...], "arousal": float, "valence": float}`: `emotions`
         holds the `top_k` best of the seven emotions, best first, with their sigmoid scores (the emotions are
         multi-label, so the scores are independent and do not sum to 1); `labels` names the emotions scoring above
-        `threshold`, best first, or the best one when none does (the rule behind the reported F-scores);
+        their decision threshold, best first, or, when none does, the one whose logit is furthest above (least below)
+        the logit of its threshold (the best one when all thresholds are equal): the rule behind the reported
+        F-scores;
         `arousal` and `valence` are on the corpus' 1-5 rating scale. A model that reads text adds `"transcript"`,
         the text it read, and `"transcript_source"`: `"given"` (the input's text) or `"asr"` (machine-made).
 
@@ -232,7 +234,8 @@ class EmotionMultimodalPipeline(ChunkPipeline):
 
     Args (at construction or per call):
         top_k (`int`, *optional*): how many emotions to list; all seven by default.
-        threshold (`float`, defaults to 0.5): the score above which an emotion is in `labels`.
+        threshold (`float`, *optional*): the score above which an emotion is in `labels`, for every emotion.
+            Default: the checkpoint's own per-emotion `config.decision_thresholds` (tuned on held-out rows), else 0.5.
         chunk_length_s (`float`, *optional*): window length in seconds for long recordings.
         stride_length_s (`float`, *optional*): overlap of consecutive windows in seconds (default 0).
         batch_size (`int`, *optional*): utterances (or windows) per forward pass; the numbers do not change with it
@@ -546,7 +549,7 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         return {"logits": outputs.logits, "regression": outputs.regression, **meta}
 
     def postprocess(
-        self, model_outputs: list[dict], top_k: int | None = None, threshold: float = 0.5, chunked: bool = False
+        self, model_outputs: list[dict], top_k: int | None = None, threshold: float | None = None, chunked: bool = False
     ) -> dict:
         """Window outputs of one input -> its scores (and its `"chunks"` when it was cut into windows)."""
         probabilities = torch.cat([torch.sigmoid(output["logits"].float()) for output in model_outputs]).numpy()
@@ -570,14 +573,28 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         id2label = self.model.config.id2label
         order = np.argsort(-probabilities, kind="stable")
         emotions = [{"label": id2label[int(i)], "score": float(probabilities[i])} for i in order]
+        thresholds = self.decision_thresholds(threshold)
+        chosen = [int(i) for i in order if probabilities[i] > thresholds[i]]
+        if not chosen:
+            # As in the reported F-scores (kemd_emotion.metrics.predict_emotions): at least one emotion, the one whose
+            # logit is furthest above (least below) the logit of its threshold.
+            chosen = [int(np.argmax(logit(probabilities) - logit(thresholds)))]
         return {
             "emotions": emotions[: top_k or len(emotions)],
-            # As in the reported F-scores (kemd_emotion.metrics.predict_emotions): at least one emotion.
-            "labels": [emotion["label"] for emotion in emotions if emotion["score"] > threshold]
-            or [emotions[0]["label"]],
+            "labels": [id2label[i] for i in chosen],
             "arousal": float(regression[0]),
             "valence": float(regression[1]),
         }
+
+    def decision_thresholds(self, threshold: float | None = None) -> np.ndarray:
+        """`(num_labels,)` decision thresholds in label-id order: `threshold` for every emotion when given, else the
+        config's `decision_thresholds`, else 0.5."""
+        config = self.model.config
+        if threshold is None:
+            threshold = getattr(config, "decision_thresholds", None)
+        if threshold is None:
+            threshold = 0.5
+        return np.broadcast_to(np.asarray(threshold, dtype=np.float64), (config.num_labels,))
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
@@ -598,6 +615,12 @@ class EmotionMultimodalPipeline(ChunkPipeline):
                 config.custom_pipelines = loaded_entry
         self.processor.save_pretrained(save_directory, **kwargs)
         add_pipeline_files(save_directory)
+
+
+def logit(probabilities) -> np.ndarray:
+    """log(p / (1 - p)) elementwise, with p kept inside (0, 1) so that saturated scores stay finite."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return np.log(p) - np.log1p(-p)
 
 
 def add_pipeline_files(checkpoint_dir: str | os.PathLike) -> None:

@@ -7,7 +7,10 @@ What it adds to `transformers.Trainer`:
 - evaluation gathers only `(logits, regression)` and `(labels, regression_labels)` across processes, never the pooled
   embeddings, and keeps the dataset's order (so predictions line up with segment IDs);
 - `compute_metrics` defaults to the paper's scores (`f1_micro, f1_macro, f1_weighted, ccc_arousal, ccc_valence,
-  ccc_avg`, Pearson's r and per-class F1);
+  ccc_avg`, Pearson's r and per-class F1) at the fixed 0.5, and, when the model's config has `decision_thresholds`,
+  the F-scores at those thresholds too (keys suffixed `_tuned`);
+- `emotion_pos_weight="auto"` in the model's config is replaced by weights computed from the training rows
+  (`automatic_positive_weights`) when the Trainer is built, so the saved config records the weights used;
 - `EmotionTrainingArguments.head_learning_rate` gives the fusion projection and the heads their own learning rate
   (`learning_rate` then applies to the two encoders);
 - length-grouped batches read the dataset's `duration` column (`train_sampling_strategy="group_by_length"`), in an
@@ -30,7 +33,7 @@ from torch.utils.data import SequentialSampler
 from transformers import EvalPrediction, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from .metrics import compute_emotion_metrics
+from .metrics import compute_emotion_metrics, tuned_emotion_scores
 
 LABEL_NAMES = ["labels", "regression_labels"]
 """The batch keys that hold targets: `(B, 7)` multi-hot emotions and `(B, 2)` arousal, valence."""
@@ -57,11 +60,37 @@ class EmotionTrainingArguments(TrainingArguments):
     )
 
 
-def emotion_compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
-    """`compute_metrics` for the Trainer: the paper's scores from `((logits, regression), (labels, regression_labels))`."""
+POSITIVE_WEIGHT_RANGE = (1.0, 10.0)
+"""`emotion_pos_weight="auto"`: negatives / positives per emotion, clipped to this range. Never below 1 (a frequent
+emotion is not down-weighted); at most 10, so an emotion with a handful of examples does not swamp the loss."""
+
+
+def automatic_positive_weights(labels, low: float = POSITIVE_WEIGHT_RANGE[0],
+                               high: float = POSITIVE_WEIGHT_RANGE[1]) -> list[float]:
+    """Per emotion, (rows without it) / (rows with it) among the `(N, C)` multi-hot training `labels`, clipped to
+    [`low`, `high`]; an emotion with no positive row gets `high`.
+
+    >>> automatic_positive_weights([[1, 0, 0], [1, 0, 1], [0, 1, 0], [1, 0, 0]])
+    [1.0, 3.0, 3.0]
+    """
+    labels = np.asarray(labels, dtype=bool)
+    if labels.ndim != 2 or len(labels) == 0:
+        raise ValueError(f"labels must be a non-empty (N, num_labels) multi-hot matrix; got shape {labels.shape}.")
+    positives = labels.sum(axis=0).astype(np.float64)
+    negatives = len(labels) - positives
+    ratios = np.divide(negatives, positives, out=np.full_like(positives, high), where=positives > 0)
+    return [float(value) for value in np.clip(ratios, low, high)]
+
+
+def emotion_compute_metrics(eval_prediction: EvalPrediction, decision_thresholds=None) -> dict[str, float]:
+    """`compute_metrics` for the Trainer: the paper's scores from `((logits, regression), (labels, regression_labels))`
+    at the fixed 0.5, plus the F-scores at `decision_thresholds` (one per emotion; keys suffixed `_tuned`) when given."""
     logits, regression = _split(eval_prediction.predictions, "predictions")
     labels, regression_labels = _split(eval_prediction.label_ids, "label_ids")
-    return compute_emotion_metrics(logits, labels, regression, regression_labels)
+    metrics = compute_emotion_metrics(logits, labels, regression, regression_labels)
+    if decision_thresholds is not None and logits is not None and labels is not None:
+        metrics.update(tuned_emotion_scores(logits, labels, decision_thresholds))
+    return metrics
 
 
 def _split(pair, name: str):
@@ -98,11 +127,35 @@ class EmotionTrainer(Trainer):
     """
 
     def __init__(self, *args, compute_metrics=None, **kwargs):
-        super().__init__(*args, compute_metrics=compute_metrics or emotion_compute_metrics, **kwargs)
+        super().__init__(*args, compute_metrics=compute_metrics or self.paper_metrics, **kwargs)
         if self.args.label_names is None:
             self.label_names = list(LABEL_NAMES)
+        self.resolve_automatic_positive_weights()
         self._loss_parts = {"emotion_loss": 0.0, "regression_loss": 0.0}
         self._loss_parts_steps = 0
+
+    def paper_metrics(self, eval_prediction: EvalPrediction) -> dict[str, float]:
+        """[`emotion_compute_metrics`] at 0.5 and at the model's `decision_thresholds` (when its config has them)."""
+        config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
+        return emotion_compute_metrics(eval_prediction, getattr(config, "decision_thresholds", None))
+
+    def resolve_automatic_positive_weights(self) -> None:
+        """`emotion_pos_weight="auto"` -> [`automatic_positive_weights`] of the training rows' `emotion` column."""
+        config = getattr(self.model, "config", None)
+        if getattr(config, "emotion_pos_weight", None) != "auto":
+            return
+        column = "emotion"
+        if not isinstance(self.train_dataset, datasets.Dataset) or column not in self.train_dataset.column_names:
+            raise ValueError(
+                "emotion_pos_weight='auto' is computed from the training rows' emotions: the train_dataset must be a "
+                f"datasets.Dataset with an {column!r} column of emotion names; or set config.emotion_pos_weight to "
+                f"{config.num_labels} numbers (kemd_emotion.trainer.automatic_positive_weights)."
+            )
+        labels = np.zeros((len(self.train_dataset), config.num_labels), dtype=bool)
+        for row, names in enumerate(self.train_dataset[column]):
+            for name in names:
+                labels[row, config.label2id[name]] = True
+        config.emotion_pos_weight = automatic_positive_weights(labels)
 
     # ------------------------------------------------------------------ loss
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -210,5 +263,7 @@ __all__ = [
     "EmotionTrainingArguments",
     "EpochSeededLengthGroupedSampler",
     "emotion_compute_metrics",
+    "automatic_positive_weights",
+    "POSITIVE_WEIGHT_RANGE",
     "LABEL_NAMES",
 ]

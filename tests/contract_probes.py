@@ -159,6 +159,25 @@ def pipeline_outputs(classifier, texts, clips) -> dict[str, np.ndarray]:
     return result
 
 
+def rare_emotion_report(model, classifier, texts, clips, labels) -> dict[str, np.ndarray]:
+    """The config's `emotion_pos_weight` and `decision_thresholds`, the emotion loss on `labels` with the batch's
+    logits, and the pipeline's `labels` as a multi-hot `(n, num_labels)` matrix in label-id order."""
+    import torch
+
+    batch = classifier.processor(text=list(texts), audio=list(clips), sampling_rate=16000)
+    with torch.no_grad():
+        out = model(**batch, labels=torch.as_tensor(labels, dtype=torch.float32))
+    label_ids = model.config.label2id
+    decided = np.zeros((len(texts), len(label_ids)), dtype=bool)
+    for row, output in enumerate(classifier([{"text": t, "audio": c} for t, c in zip(texts, clips)])):
+        for name in output["labels"]:
+            decided[row, label_ids[name]] = True
+    return {"rare/emotion_pos_weight": np.asarray(model.config.emotion_pos_weight, dtype=np.float64),
+            "rare/decision_thresholds": np.asarray(model.config.decision_thresholds, dtype=np.float64),
+            "rare/logits": to_numpy(out.logits), "rare/emotion_loss": to_numpy(out.emotion_loss),
+            "rare/pipeline_labels": decided}
+
+
 # --------------------------------------------------------------------------------------------- the fresh process
 def run_plan(plan: dict) -> dict[str, np.ndarray]:
     """Load each job's checkpoint with `trust_remote_code=True` and run its probes; keys are `{job}/{probe key}`."""
@@ -200,6 +219,9 @@ def run_plan(plan: dict) -> dict[str, np.ndarray]:
                 classifier = pipeline("emotion-multimodal", model=directory, trust_remote_code=True, device="cpu")
                 found.update(pipeline_outputs(classifier, texts, clips))
                 found["pipeline/module"] = np.array(type(classifier).__module__)
+            elif probe == "rare":
+                classifier = pipeline("emotion-multimodal", model=directory, trust_remote_code=True, device="cpu")
+                found.update(rare_emotion_report(classifier.model, classifier, texts, clips, job["labels"]))
             else:
                 raise ValueError(f"unknown probe {probe!r}")
         results.update(prefixed(found, f"{name}/"))

@@ -31,6 +31,7 @@ from contract_probes import (
     forward_outputs,
     parameter_report,
     pipeline_outputs,
+    rare_emotion_report,
 )
 from kemd_emotion import KlueWav2Vec2ForEmotion
 from kemd_emotion.testing_utils import (
@@ -61,6 +62,10 @@ ENCODERS = [ENCODER_CASES[0], ENCODER_CASES[1].with_options(
 """The other encoder kinds (RoBERTa, ELECTRA, HuBERT, WavLM, Data2VecAudio), one with every cross/weighted size
 option set, so that those round-trip too."""
 FROZEN = [case.with_options(freeze_feature_encoder=True) for case in BOTH_ENCODERS + ENCODERS[:1]]
+POSITIVE_WEIGHTS = (1.0, 9.5, 8.0, 2.0, 1.0, 3.0, 7.5)
+THRESHOLDS = (0.45, 0.2, 0.25, 0.5, 0.6, 0.35, 0.3)
+RARE = [BOTH_ENCODERS[0].with_options(emotion_pos_weight=POSITIVE_WEIGHTS, decision_thresholds=THRESHOLDS)]
+"""The rare-emotion options (positive weights, decision thresholds) must survive every construction path."""
 EXPORTED = [
     ContractCase("cat", "hidden", "last", "wav2vec2-group"),  # on every path: both encoders, the masked group norm
     ContractCase("add", "conv", "first", "wav2vec2-layer"),  # these on the config path: the other fusions and norm
@@ -140,6 +145,7 @@ def remote(zoo, clips, tmp_path_factory):
     work = tmp_path_factory.mktemp("remote")
     np.savez(work / "clips.npz", **{f"clip{i}": clip for i, clip in enumerate(clips)})
     probes = {case: ["batch"] for case in CASES + FROZEN + ENCODERS}
+    probes.update({case: ["batch", "rare"] for case in RARE})
     for case in BOTH_ENCODERS:
         probes[case] += ["batch_max_length", "attention", "checkpointing", "pipeline"]
     probes[BOTH_ENCODERS[0]].append("bf16")
@@ -217,6 +223,9 @@ def measure_in_process(zoo, clips, case: ContractCase, path: str, probe: str) ->
     if probe == "pipeline":
         classifier = pipeline("emotion-multimodal", model=model, processor=processor, device="cpu")
         return pipeline_outputs(classifier, TEXTS, clips)
+    if probe == "rare":
+        classifier = pipeline("emotion-multimodal", model=model, processor=zoo.processor, device="cpu")
+        return rare_emotion_report(model, classifier, TEXTS, clips, LABELS)
     raise ValueError(probe)
 
 
@@ -225,7 +234,7 @@ def close(actual, expected, atol=ATOL, name=""):
 
 
 # ----------------------------------------------------------------------------------------------- outputs and padding
-@pytest.mark.parametrize("case", CASES + FROZEN + ENCODERS, ids=ids(CASES + FROZEN + ENCODERS))
+@pytest.mark.parametrize("case", CASES + FROZEN + ENCODERS + RARE, ids=ids(CASES + FROZEN + ENCODERS + RARE))
 @pytest.mark.parametrize("path", CONSTRUCTION_PATHS)
 def test_same_outputs_on_every_path_and_every_padding(path, case, request):
     """Each item of a ragged batch gives what it gives alone (to 1e-5: padding never enters), and the same weights
@@ -354,6 +363,24 @@ def test_reentrant_checkpointing_of_wavlm_is_refused(zoo):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": True})
     model.activation_checkpointing_enable()
     assert model.audio_model.encoder.layers[0].gradient_checkpointing
+
+
+@pytest.mark.parametrize("path", CONSTRUCTION_PATHS)
+def test_rare_emotion_options_on_every_path(path, request):
+    """Positive weights and decision thresholds survive save -> load and trust_remote_code: the config holds them,
+    the emotion loss is the weighted one, and the pipeline's labels are the thresholded ones."""
+    from kemd_emotion.metrics import predict_emotions
+
+    found = measure(request, RARE[0], path, "rare")
+    assert found["rare/emotion_pos_weight"].tolist() == list(POSITIVE_WEIGHTS)
+    assert found["rare/decision_thresholds"].tolist() == list(THRESHOLDS)
+    logits, labels = found["rare/logits"].astype(np.float64), np.asarray(LABELS, dtype=np.float64)
+    log_sigmoid = -np.logaddexp(0, -logits)
+    weighted = -(np.asarray(POSITIVE_WEIGHTS) * labels * log_sigmoid + (1 - labels) * (log_sigmoid - logits))
+    close(found["rare/emotion_loss"], weighted.mean(), name="weighted emotion loss")
+    assert np.array_equal(found["rare/pipeline_labels"], predict_emotions(logits, THRESHOLDS))
+    reference = measure(request, RARE[0], "pretrained_encoders", "batch")
+    close(found["rare/logits"], reference["batch/logits"], name="logits")
 
 
 # ----------------------------------------------------------------------------------------------- export and pipeline

@@ -52,7 +52,7 @@ def test_other_settings_are_refused_with_the_list_and_nothing_is_touched(finishe
     assert "--overwrite_output_dir" in message and "another --output_dir" in message
     with pytest.raises(ValueError, match=r"seeds: \[42\] -> \[7\]"):
         main([*arguments, "--seed", "7"])
-    with pytest.raises(ValueError, match=r"fold_by: 'contiguous' -> 'random'"):
+    with pytest.raises(ValueError, match=r"fold_by: 'session' -> 'random'"):
         main([*arguments, "--fold_by", "random"])
     assert snapshot(output_dir) == before  # nothing overwritten: run_args, summary, metrics, model card
 

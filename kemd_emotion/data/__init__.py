@@ -4,11 +4,12 @@
 - `write_sample_corpus(out_dir, name="kemdy20", ...)`: writes a synthetic release in the real layout.
 - `kfold(dataset, k=5, by="session" | "contiguous" | "random", seed=0)`: ``[(train_indices, test_indices), ...]``;
   a clip (``segment_id``) is never on both sides, nor (by session) a speaker; `check_folds` verifies a split.
+- `hold_out(dataset, rows, fraction=0.15, by="session")`: a validation slice of a fold's training rows, grouped alike.
 - `KemdyCollator(processor)`: rows -> model inputs plus ``labels`` and ``regression_labels``.
 """
 
 from .collator import KemdyCollator, multi_hot
-from .folds import FOLD_STRATEGIES, check_folds, kfold
+from .folds import FOLD_STRATEGIES, check_folds, hold_out, kfold
 from .kemdy import SKIP_REASONS, VERSION, KemdyBuilder, KemdyConfig, KemdyReport, detect_release, load_kemdy
 from .sample import SIZES, SampleManifest, add_make_sample_parser, make_sample_main, write_sample_corpus
 from .text import clean_transcript
@@ -28,6 +29,7 @@ __all__ = [
     "add_make_sample_parser",
     "kfold",
     "check_folds",
+    "hold_out",
     "FOLD_STRATEGIES",
     "KemdyCollator",
     "multi_hot",

@@ -153,6 +153,40 @@ def cut_in_order(sizes: Sequence[int], k: int) -> list[np.ndarray]:
     return [np.arange(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
 
 
+def hold_out(dataset, rows, fraction: float = 0.15, by: str = "session", seed: int = 0,
+             group_column: str = "session") -> tuple[np.ndarray, np.ndarray]:
+    """Split `rows` (indices of `dataset`, e.g. a fold's training rows) into ``(kept, held_out)``, about `fraction`
+    of them held out, grouped as `kfold` groups: whole clips always, and with ``by="session"`` whole sessions and
+    speakers (so a validation slice is speaker-independent like the test fold).
+
+    The rows are cut into ``round(1 / fraction)`` parts by `kfold` (fewer when they hold fewer groups) and the
+    first part is held out. Nothing outside `rows` is read, so a test fold can never leak into the slice.
+
+    >>> sessions = {"session": ["S1"] * 3 + ["S2"] * 3 + ["S3"] * 3 + ["S4"] * 3}
+    >>> [part.tolist() for part in hold_out(sessions, [0, 1, 2, 3, 4, 5, 9, 10, 11], fraction=0.3)]  # S3 is tested
+    [[0, 1, 2, 3, 4, 5], [9, 10, 11]]
+
+    Raises:
+        ValueError: `fraction` not in (0, 0.5], or `rows` too few groups to hold one out and keep one.
+    """
+    if not 0 < fraction <= 0.5:
+        raise ValueError(f"fraction={fraction!r}: expected a share of the rows in (0, 0.5].")
+    rows = np.unique(np.asarray(rows, dtype=np.int64))  # sorted: file order
+    names = [name for name in (group_column, SPEAKER_COLUMN, CLIP_COLUMN) if _has_column(dataset, name)]
+    subset = {name: [values[i] for i in rows] for name, values in ((n, _column(dataset, n)) for n in names)}
+    if by == "session":
+        columns = names
+    else:
+        columns = [CLIP_COLUMN] if CLIP_COLUMN in names else []
+    groups = len(np.unique(group_rows(subset, columns))) if columns else len(rows)
+    parts = min(max(2, round(1 / fraction)), groups)
+    if parts < 2:
+        raise ValueError(f"cannot hold out a slice of {len(rows)} row(s) in {groups} group(s) (by={by!r}): at least "
+                         "two groups are needed.")
+    kept, held_out = kfold(subset if names else len(rows), k=parts, by=by, seed=seed, group_column=group_column)[0]
+    return rows[kept], rows[held_out]
+
+
 def check_folds(dataset, folds: Sequence[tuple[np.ndarray, np.ndarray]], by: str,
                 group_column: str = "session") -> None:
     """Raise a ValueError unless `folds` partition the rows and keep every clip (``segment_id``) on one side;

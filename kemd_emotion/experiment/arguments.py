@@ -15,16 +15,16 @@ from pathlib import Path
 import torch
 from transformers import HfArgumentParser
 
-from ..configuration_klue_wav2vec2 import FUSIONS
+from ..configuration_klue_wav2vec2 import EMOTIONS, positive_weights
 from ..trainer import EmotionTrainingArguments
 from .presets import AUTO, PRESET_NAMES, apply_preset
+from .rows import MODIFIERS, PAPER_ROWS, ROW_SETS, parse_rows
 
-FUSION_ORDER = ("text", "speech", "cat", "add")
+FUSION_ORDER = PAPER_ROWS
 """The paper's four rows, in the table's order."""
-TABLE_ORDER = (*FUSION_ORDER, *(name for name in FUSIONS if name not in FUSION_ORDER))
-"""Every fusion in the table's order: the paper's rows, then those added since (cross)."""
 FINAL_MODELS = ("last_fold", "all_data", "none")
 FROM_PRESET = " Set by --preset unless given (see the README's preset table)."
+AUTO_WEIGHT = "auto"
 
 
 @dataclass
@@ -33,8 +33,10 @@ class ModelArguments:
 
     fusion: str = field(
         default="all",
-        metadata={"help": "One of text, speech, cat, add, cross, or 'all' (the paper's four rows); a comma-separated "
-                          "list also works (e.g. 'text,cat,cross')."},
+        metadata={"help": "The table's rows, comma-separated: a fusion (text, speech, cat, add, ...) optionally with "
+                          f"modifiers joined by '+' ({', '.join(MODIFIERS)}; e.g. 'cat+rare'), or a row set: "
+                          f"{', '.join(f'{name} ({chr(44).join(rows)})' for name, rows in ROW_SETS.items())}."
+                          + FROM_PRESET},
     )
     text_model: str | None = field(
         default=None, metadata={"help": "Hub id or folder of the text encoder (the paper: klue/bert-base). Without it "
@@ -52,6 +54,17 @@ class ModelArguments:
     emotion_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the multi-label soft-margin loss."})
     regression_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the arousal/valence loss."})
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the fused vector."})
+    emotion_pos_weight: str | None = field(
+        default=None,
+        metadata={"help": "Positive weight of each emotion in the emotion loss: 'auto' (negatives / positives among "
+                          "each fold's training rows, clipped to [1, 10]), 7 comma-separated numbers, or none (the "
+                          "paper's unweighted loss). The saved config records the numbers." + FROM_PRESET})
+    tune_thresholds: bool = field(
+        default=False,
+        metadata={"help": "Hold out --validation_fraction of each fold's training rows (grouped like the folds), train "
+                          "on the rest, and pick per emotion the decision threshold with the best F1 on the held-out "
+                          "rows; saved in the model's config (decision_thresholds) and used for its labels. Scores "
+                          "are reported at 0.5 and at the tuned thresholds." + FROM_PRESET})
     freeze_feature_encoder: bool = field(default=False, metadata={"help": "Keep wav2vec2's conv encoder fixed."})
     sample_hidden_size: int = field(default=64, metadata={"help": "Embedded default: width of the small encoders."})
     sample_num_layers: int = field(default=2, metadata={"help": "Embedded default: layers of the small BERT."})
@@ -83,6 +96,10 @@ class DataArguments:
     fold_seed: int = field(default=0, metadata={"help": "Seed of the session / random fold assignment."})
     folds: str | None = field(
         default=None, metadata={"help": "Run only these folds, e.g. '0,1' (default: all). The table then covers them."})
+    validation_fraction: float = field(
+        default=0.15, metadata={"help": "With --tune_thresholds: the share of each fold's training rows held out to "
+                                        "tune the thresholds (whole clips; whole sessions and speakers with --fold_by "
+                                        "session)."})
     max_audio_seconds: float = field(default=5.0, metadata={"help": "Audio is cropped to this many seconds."
                                                                     + FROM_PRESET})
     max_text_length: int = field(default=128, metadata={"help": "Transcripts are truncated to this many tokens."})
@@ -193,12 +210,29 @@ def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[st
 
 
 def parse_fusions(value: str) -> list[str]:
-    """``"all"`` -> the paper's four rows; ``"text,cat"`` -> ``["text", "cat"]``; raises on unknown names."""
-    names = list(FUSION_ORDER) if value.strip() == "all" else [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in FUSIONS]
-    if unknown or not names:
-        raise ValueError(f"--fusion {value!r}: expected 'all' or some of {', '.join(TABLE_ORDER)}, comma-separated.")
-    return sorted(set(names), key=TABLE_ORDER.index)
+    """``"all"`` -> the paper's four rows; ``"cat+rare,text"`` -> ``["text", "cat+rare"]`` (row names, see
+    `kemd_emotion.experiment.rows`); raises on unknown names."""
+    return [row.name for row in parse_rows(value)]
+
+
+def parse_positive_weight(value) -> str | list[float] | None:
+    """``--emotion_pos_weight``: None / ``"none"`` -> None, ``"auto"`` -> ``"auto"``, ``"1,2,..."`` -> 7 floats.
+
+    Raises:
+        ValueError: naming the option and the accepted values.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    if isinstance(value, str) and value.strip() == AUTO_WEIGHT:
+        return AUTO_WEIGHT
+    try:
+        weights = [float(part) for part in value.split(",")] if isinstance(value, str) else value
+        return positive_weights(weights, len(EMOTIONS))
+    except ValueError:
+        pass
+    raise ValueError(f"--emotion_pos_weight {value!r}: expected {AUTO_WEIGHT!r} (from each fold's training rows), "
+                     f"'none', or {len(EMOTIONS)} positive numbers, comma-separated, one per emotion "
+                     f"({', '.join(EMOTIONS)}).")
 
 
 def parse_folds(value: str | None, num_folds: int) -> list[int]:
@@ -238,4 +272,4 @@ def parse_seeds(value: str) -> list[int]:
 
 
 __all__ = ["ModelArguments", "DataArguments", "RunArguments", "parse_arguments", "parse_fusions", "parse_folds",
-           "parse_seeds", "explicit_options", "has_accelerator", "FUSION_ORDER", "TABLE_ORDER", "FINAL_MODELS", "PRESET_NAMES"]
+           "parse_positive_weight", "parse_seeds", "explicit_options", "has_accelerator", "FUSION_ORDER", "FINAL_MODELS", "PRESET_NAMES"]

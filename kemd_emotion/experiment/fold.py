@@ -21,17 +21,19 @@ import numpy as np
 from transformers import TrainerCallback, set_seed
 from transformers.trainer import TRAINING_ARGS_NAME
 
-from ..configuration_klue_wav2vec2 import KlueWav2Vec2EmotionConfig
+from ..configuration_klue_wav2vec2 import EMOTIONS, KlueWav2Vec2EmotionConfig
 from ..hub import PICKLE_SUFFIXES
-from ..metrics import compute_emotion_metrics, majority_baseline
+from ..metrics import compute_emotion_metrics, majority_baseline, tune_decision_thresholds, tuned_emotion_scores
 from ..modeling_klue_wav2vec2 import KlueWav2Vec2ForEmotion
 from ..trainer import EmotionTrainer
-from .run_directory import METRICS, PREDICTIONS, fold_directory, last_complete_checkpoint, write_json, write_npz
+from .arguments import parse_positive_weight
+from .run_directory import (METRICS, PREDICTIONS, VALIDATION_PREDICTIONS, fold_directory, last_complete_checkpoint,
+                            write_json, write_npz)
 
 logger = logging.getLogger("kemd_emotion.experiment")
 
 EXIT_AFTER_SAVE_ENV = "KEMD_EMOTION_EXIT_AFTER_SAVE"
-"""Test hook: ``"{fusion}/fold{k}:{step}"`` (``"{fusion}/seed{s}/fold{k}:{step}"`` with several seeds) makes the
+"""Test hook: ``"{row}/fold{k}:{step}"`` (``"{row}/seed{s}/fold{k}:{step}"`` with several seeds) makes the
 process exit hard (``os._exit(75)``) right after the Trainer has saved the checkpoint of step >= ``step`` in that
 fold, as a killed job would. Used by the resume tests."""
 
@@ -62,12 +64,16 @@ class CountTrainingSteps(TrainerCallback):
 
 
 def build_model(model_args, fusion: str, vocab_size: int, seed: int) -> KlueWav2Vec2ForEmotion:
-    """The model of `fusion`, initialised from `seed`: pretrained encoders when given, else the small ones."""
+    """The model of `fusion`, initialised from `seed`: pretrained encoders when given, else the small ones.
+
+    `emotion_pos_weight="auto"` stays in the config here: the `EmotionTrainer` replaces it by the weights of the rows
+    it trains on."""
     options = dict(fusion=fusion, pooling=model_args.pooling, audio_representation=model_args.audio_representation,
                    regression_loss=model_args.regression_loss, emotion_loss_weight=model_args.emotion_loss_weight,
                    regression_loss_weight=model_args.regression_loss_weight,
                    classifier_dropout=model_args.classifier_dropout,
-                   freeze_feature_encoder=model_args.freeze_feature_encoder)
+                   freeze_feature_encoder=model_args.freeze_feature_encoder,
+                   emotion_pos_weight=parse_positive_weight(model_args.emotion_pos_weight))
     set_seed(seed)
     if model_args.text_model is not None or model_args.audio_model is not None:
         return KlueWav2Vec2ForEmotion.from_text_audio_pretrained(
@@ -87,14 +93,16 @@ def build_model(model_args, fusion: str, vocab_size: int, seed: int) -> KlueWav2
     return KlueWav2Vec2ForEmotion(config)
 
 
-def make_trainer(experiment, fusion: str, directory: Path, train_dataset, seed: int, callbacks=()) -> EmotionTrainer:
-    """A Trainer writing its checkpoints to `directory`, seeded with `seed` (model init, dropout, data order)."""
+def make_trainer(experiment, row: str, directory: Path, train_dataset, seed: int, callbacks=()) -> EmotionTrainer:
+    """A Trainer of `row`'s model writing its checkpoints to `directory`, seeded with `seed` (model init, dropout,
+    data order)."""
     from ..data import KemdyCollator
 
     args = copy.copy(experiment.args)
     args.output_dir, args.seed = str(directory), seed
+    model_args = experiment.model_args_for(row)
     trainer = EmotionTrainer(
-        model=build_model(experiment.model_args, fusion, len(experiment.processor.tokenizer), seed),
+        model=build_model(model_args, model_args.fusion, len(experiment.processor.tokenizer), seed),
         args=args,
         train_dataset=train_dataset,
         data_collator=KemdyCollator(experiment.processor, max_audio_seconds=experiment.data_args.max_audio_seconds),
@@ -107,22 +115,28 @@ def make_trainer(experiment, fusion: str, directory: Path, train_dataset, seed: 
     return trainer
 
 
-def run_fold(experiment, fusion: str, fold: int, seed: int) -> dict | None:
-    """Train on every fold but `fold` with `seed`, predict `fold`, write its predictions and metrics (main process).
+def run_fold(experiment, row: str, fold: int, seed: int) -> dict | None:
+    """Train `row`'s model on every fold but `fold` with `seed`, predict `fold`, write its predictions and metrics
+    (main process). With threshold tuning, a validation slice of the training rows is held out (grouped like the
+    folds), the model trains on the rest, and the thresholds that maximise each emotion's F1 on the slice go into its
+    config; the test fold is predicted only after that.
 
     Returns the metrics on the main process, None on the others.
     """
     train_indices, test_indices = experiment.folds[fold]
-    train, test = experiment.dataset.select(train_indices), experiment.dataset.select(test_indices)
-    fold_dir = fold_directory(experiment.output_dir, fusion, fold, seed if experiment.several_seeds else None)
-    name = experiment.describe_fold(fusion, fold, seed)
+    fit_indices, validation_indices = experiment.validation_split(row, train_indices)
+    dataset = experiment.dataset
+    train, test = dataset.select(fit_indices), dataset.select(test_indices)
+    fold_dir = fold_directory(experiment.output_dir, row, fold, seed if experiment.several_seeds else None)
+    name = experiment.describe_fold(row, fold, seed)
     counter = CountTrainingSteps()
-    trainer = make_trainer(experiment, fusion, fold_dir, train, seed, callbacks=[counter])
+    trainer = make_trainer(experiment, row, fold_dir, train, seed, callbacks=[counter])
     checkpoint = experiment.agree(last_complete_checkpoint(fold_dir) if experiment.is_main else None)
     args = experiment.args
     if experiment.is_main:
         what = f"resuming from {Path(checkpoint).name}" if checkpoint else "training"
-        logger.info("%s: %s on %d rows, testing on %d.", name, what, len(train), len(test))
+        held = f" ({len(validation_indices)} held out to tune thresholds)" if validation_indices is not None else ""
+        logger.info("%s: %s on %d rows%s, testing on %d.", name, what, len(train), held, len(test))
     started = time.time()
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     logger.info("[rank %d/%d] %s: ran %d training steps on %s.", args.process_index, args.world_size, name,
@@ -132,29 +146,32 @@ def run_fold(experiment, fusion: str, fold: int, seed: int) -> dict | None:
          "training_steps_this_session": counter.steps},
         args.world_size,
     )
+    thresholds = None
+    if validation_indices is not None:
+        thresholds = tune_thresholds(experiment, trainer, dataset.select(validation_indices), fold_dir, name)
     prediction = trainer.predict(test, metric_key_prefix="test")
     if fold == len(experiment.folds) - 1 and seed == experiment.seeds[0] and args.final_model == "last_fold":
-        save_final(experiment, trainer, fusion, {"origin": "last_fold", "fold": fold, "seed": seed,
-                                                 "train_rows": len(train)})
+        save_final(experiment, trainer, row, {"origin": "last_fold", "fold": fold, "seed": seed,
+                                              "train_rows": len(train)})
 
     metrics = None
     if experiment.is_main:
-        logits, regression = (np.asarray(a) for a in prediction.predictions)
-        labels, regression_labels = (np.asarray(a) for a in prediction.label_ids)
-        expected = np.stack([np.asarray(test["arousal"]), np.asarray(test["valence"])], axis=1)
-        aligned = regression_labels.shape == expected.shape and bool(np.allclose(regression_labels, expected, atol=1e-5))
-        segment_ids = np.asarray(test["segment_id"])
-        if not aligned:
-            logger.error("%s: the %d gathered predictions do not line up with the %d test rows; predictions.npz gets "
-                         "empty segment IDs.", name, len(logits), len(test))
-            segment_ids = np.full(len(logits), "", dtype=segment_ids.dtype)
+        logits, regression, labels, regression_labels, segment_ids, aligned = _aligned_predictions(prediction, test, name)
         write_npz(fold_dir / PREDICTIONS, segment_id=segment_ids, logits=logits, regression=regression, labels=labels,
                   regression_labels=regression_labels)
         metrics = compute_emotion_metrics(logits, labels, regression, regression_labels)
-        metrics.update(majority_baseline(labels, _multi_hot(train["emotion"])))
+        if thresholds is not None:
+            metrics.update(tuned_emotion_scores(logits, labels, thresholds))
+        metrics.update(majority_baseline(labels, _multi_hot(dataset.select(train_indices)["emotion"])))
+        config = trainer.accelerator.unwrap_model(trainer.model).config
+        metrics.update({f"support_{emotion}": int(count) for emotion, count in zip(EMOTIONS, labels.sum(axis=0))})
         metrics.update({
-            "fusion": fusion, "fold": fold, "seed": seed, "num_folds": len(experiment.folds), "num_train": len(train),
-            "num_test": len(test), "test_loss": prediction.metrics.get("test_loss"),
+            "fusion": config.fusion, "row": row, "row_options": experiment.rows[row].options, "fold": fold,
+            "seed": seed, "num_folds": len(experiment.folds), "num_train": len(train),
+            "num_validation": 0 if validation_indices is None else len(validation_indices), "num_test": len(test),
+            "decision_thresholds": None if thresholds is None else [float(t) for t in thresholds],
+            "emotion_pos_weight": config.emotion_pos_weight,
+            "test_loss": prediction.metrics.get("test_loss"),
             "global_step": trainer.state.global_step, "epochs": trainer.state.epoch,
             "resumed_from": Path(checkpoint).name if checkpoint else None,
             "train_loss": train_output.training_loss, "seconds_this_session": round(time.time() - started, 1),
@@ -163,9 +180,11 @@ def run_fold(experiment, fusion: str, fold: int, seed: int) -> dict | None:
             "fingerprint_sha256": experiment.fingerprint_sha256,
         })
         write_json(fold_dir / METRICS, metrics)  # last: marks the fold done
+        tuned = f" (tuned: micro {100 * metrics['f1_micro_tuned']:.2f} macro {100 * metrics['f1_macro_tuned']:.2f})" \
+            if thresholds is not None else ""
         logger.info(
-            "%s | F1 micro %.2f macro %.2f | CCC arousal %.2f valence %.2f avg %.2f | majority F1 %.2f | %.0f s",
-            name, 100 * metrics["f1_micro"], 100 * metrics["f1_macro"], 100 * metrics["ccc_arousal"],
+            "%s | F1 micro %.2f macro %.2f%s | CCC arousal %.2f valence %.2f avg %.2f | majority F1 %.2f | %.0f s",
+            name, 100 * metrics["f1_micro"], 100 * metrics["f1_macro"], tuned, 100 * metrics["ccc_arousal"],
             100 * metrics["ccc_valence"], 100 * metrics["ccc_avg"], 100 * metrics["majority_f1_micro"],
             time.time() - started,
         )
@@ -178,23 +197,61 @@ def run_fold(experiment, fusion: str, fold: int, seed: int) -> dict | None:
     return metrics
 
 
-def train_final_on_all_data(experiment, fusion: str) -> None:
-    """`--final_model all_data`: one more training, on every row, with the first seed, saved as {fusion}/final."""
-    final_info = experiment.output_dir / fusion / "final" / "final_info.json"
+def tune_thresholds(experiment, trainer: EmotionTrainer, validation, directory: Path, name: str) -> np.ndarray:
+    """Predict the held-out `validation` rows, pick per emotion the threshold with the best F1 on them, put the
+    thresholds into the trained model's config (every process: the main process' choice) and, on the main process,
+    write what they were chosen from to ``validation_predictions.npz``. Returns the `(7,)` thresholds."""
+    prediction = trainer.predict(validation, metric_key_prefix="validation")
+    thresholds = None
+    if experiment.is_main:
+        logits, _, labels, _, segment_ids, _ = _aligned_predictions(prediction, validation, f"{name} validation")
+        thresholds = tune_decision_thresholds(logits, labels)
+        write_npz(directory / VALIDATION_PREDICTIONS, segment_id=segment_ids, logits=logits, labels=labels,
+                  decision_thresholds=thresholds)
+        logger.info("%s: decision thresholds tuned on %d held-out rows: %s.", name, len(validation),
+                    ", ".join(f"{emotion} {value:.2f}" for emotion, value in zip(EMOTIONS, thresholds)))
+    thresholds = np.asarray(experiment.agree(None if thresholds is None else thresholds.tolist()), dtype=np.float64)
+    trainer.accelerator.unwrap_model(trainer.model).config.decision_thresholds = [float(t) for t in thresholds]
+    return thresholds
+
+
+def _aligned_predictions(prediction, rows, name: str):
+    """``(logits, regression, labels, regression_labels, segment_ids, aligned)`` of `Trainer.predict` on `rows`;
+    the segment IDs are blank when the gathered predictions do not line up with the rows (logged as an error)."""
+    logits, regression = (np.asarray(a) for a in prediction.predictions)
+    labels, regression_labels = (np.asarray(a) for a in prediction.label_ids)
+    expected = np.stack([np.asarray(rows["arousal"]), np.asarray(rows["valence"])], axis=1)
+    aligned = regression_labels.shape == expected.shape and bool(np.allclose(regression_labels, expected, atol=1e-5))
+    segment_ids = np.asarray(rows["segment_id"])
+    if not aligned:
+        logger.error("%s: the %d gathered predictions do not line up with the %d rows; their file gets empty segment "
+                     "IDs.", name, len(logits), len(rows))
+        segment_ids = np.full(len(logits), "", dtype=segment_ids.dtype)
+    return logits, regression, labels, regression_labels, segment_ids, aligned
+
+
+def train_final_on_all_data(experiment, row: str) -> None:
+    """`--final_model all_data`: one more training of `row`'s model, on every row (but the validation slice when it
+    tunes thresholds), with the first seed, saved as {row}/final."""
+    final_info = experiment.output_dir / row / "final" / "final_info.json"
     if experiment.agree(final_info.exists()):
         if experiment.is_main:
-            logger.info("%s: final model on all data already trained (%s).", fusion, final_info.parent)
+            logger.info("%s: final model on all data already trained (%s).", row, final_info.parent)
         return
-    directory = experiment.output_dir / fusion / "all_data"
+    directory = experiment.output_dir / row / "all_data"
     seed = experiment.seeds[0]
-    trainer = make_trainer(experiment, fusion, directory, experiment.dataset, seed)
+    fit_indices, validation_indices = experiment.validation_split(row, np.arange(len(experiment.dataset)))
+    train = experiment.dataset.select(fit_indices)
+    trainer = make_trainer(experiment, row, directory, train, seed)
     checkpoint = experiment.agree(last_complete_checkpoint(directory) if experiment.is_main else None)
     if experiment.is_main:
-        logger.info("%s: training the final model on all %d rows%s.", fusion, len(experiment.dataset),
+        logger.info("%s: training the final model on %d of all %d rows%s.", row, len(train), len(experiment.dataset),
                     f", resuming from {Path(checkpoint).name}" if checkpoint else "")
     trainer.train(resume_from_checkpoint=checkpoint)
-    save_final(experiment, trainer, fusion, {"origin": "all_data", "fold": None, "seed": seed,
-                                             "train_rows": len(experiment.dataset)})
+    if validation_indices is not None:
+        tune_thresholds(experiment, trainer, experiment.dataset.select(validation_indices), directory,
+                        f"{row} final model")
+    save_final(experiment, trainer, row, {"origin": "all_data", "fold": None, "seed": seed, "train_rows": len(train)})
     if experiment.is_main and not experiment.args.keep_checkpoints:
         shutil.rmtree(directory, ignore_errors=True)
     experiment.state.wait_for_everyone()
@@ -202,13 +259,14 @@ def train_final_on_all_data(experiment, fusion: str) -> None:
     gc.collect()
 
 
-def save_final(experiment, trainer: EmotionTrainer, fusion: str, info: dict) -> None:
-    """Save the trained model with its processor and code to {fusion}/final (all processes call this).
+def save_final(experiment, trainer: EmotionTrainer, row: str, info: dict) -> None:
+    """Save the trained model (with its decision thresholds and positive weights in its config) with its processor and
+    code to {row}/final (all processes call this).
 
     The folder is for sharing: safetensors and JSON only. The Trainer's ``training_args.bin`` (a pickle that only
     ``torch.load(weights_only=False)`` reads) is replaced by ``training_args.json``.
     """
-    final_dir = experiment.output_dir / fusion / "final"
+    final_dir = experiment.output_dir / row / "final"
     trainer.save_model(str(final_dir))  # every process: FSDP gathers the weights; only the main one writes
     if not experiment.is_main:
         return
@@ -217,11 +275,14 @@ def save_final(experiment, trainer: EmotionTrainer, fusion: str, info: dict) -> 
     pickles = [path.name for path in final_dir.rglob("*") if path.suffix in PICKLE_SUFFIXES]
     if pickles:
         raise RuntimeError(f"{final_dir} holds pickle files ({', '.join(pickles)}); a shared folder must not.")
-    info = {**info, "fusion": fusion, "run_dir": str(experiment.output_dir), "num_folds": len(experiment.folds),
+    config = trainer.accelerator.unwrap_model(trainer.model).config
+    info = {**info, "fusion": config.fusion, "row": row, "decision_thresholds": config.decision_thresholds,
+            "emotion_pos_weight": config.emotion_pos_weight,
+            "run_dir": str(experiment.output_dir), "num_folds": len(experiment.folds),
             "preset": experiment.preset["preset"], "text_model": experiment.model_args.text_model,
             "audio_model": experiment.model_args.audio_model, "fingerprint_sha256": experiment.fingerprint_sha256}
     write_json(final_dir / "final_info.json", info)
-    logger.info("%s: saved the final model (%s) to %s.", fusion, info["origin"], final_dir)
+    logger.info("%s: saved the final model (%s) to %s.", row, info["origin"], final_dir)
 
 
 def _multi_hot(emotions) -> np.ndarray:
@@ -238,5 +299,6 @@ def _gather_objects(value, world_size: int) -> list:
     return gather_object([value])
 
 
-__all__ = ["run_fold", "train_final_on_all_data", "save_final", "build_model", "make_trainer", "EXIT_AFTER_SAVE_ENV",
+__all__ = ["run_fold", "tune_thresholds", "train_final_on_all_data", "save_final", "build_model", "make_trainer",
+           "EXIT_AFTER_SAVE_ENV",
            "ExitAfterSaveCallback", "CountTrainingSteps"]

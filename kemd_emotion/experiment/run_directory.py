@@ -26,6 +26,7 @@ logger = logging.getLogger("kemd_emotion.experiment")
 RUN_ARGS = "run_args.json"
 METRICS = "metrics.json"
 PREDICTIONS = "predictions.npz"
+VALIDATION_PREDICTIONS = "validation_predictions.npz"
 CHECKPOINT_PREFIX = "checkpoint"
 TRAINER_STATE = "trainer_state.json"
 
@@ -161,11 +162,13 @@ def split_sha256(segment_ids, folds) -> str:
 
 
 def result_entries(output_dir: str | os.PathLike) -> list[Path]:
-    """The results a run wrote into `output_dir`: its fusion folders and the table."""
-    from ..configuration_klue_wav2vec2 import FUSIONS
+    """The results a run wrote into `output_dir`: its row folders (``cat``, ``cat+rare``, ...) and the table."""
+    from .rows import is_row_name
 
     output_dir = Path(output_dir)
-    return [output_dir / name for name in (*FUSIONS, "summary.json", "summary.md") if (output_dir / name).exists()]
+    rows = sorted(path.name for path in output_dir.iterdir() if path.is_dir() and is_row_name(path.name)) \
+        if output_dir.is_dir() else []
+    return [output_dir / name for name in (*rows, "summary.json", "summary.md") if (output_dir / name).exists()]
 
 
 def run_entries(output_dir: str | os.PathLike, *, sample_dir_is_ours: bool = True,
@@ -291,7 +294,7 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-__all__ = ["RUN_ARGS", "NOT_FINGERPRINTED", "fingerprint", "fingerprint_sha256",
+__all__ = ["RUN_ARGS", "METRICS", "PREDICTIONS", "VALIDATION_PREDICTIONS", "NOT_FINGERPRINTED", "fingerprint", "fingerprint_sha256",
            "fingerprint_differences", "option_defaults", "check_previous_run", "check_split", "split_sha256",
            "result_entries", "run_entries", "clear_run", "fold_directory", "finished_runs", "last_complete_checkpoint", "write_json",
            "write_npz", "read_json"]

@@ -12,16 +12,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import transformers
 from transformers.trainer_utils import enable_full_determinism
 
 from .arguments import (FINAL_MODELS, DataArguments, ModelArguments, RunArguments, parse_arguments, parse_folds,
-                        parse_fusions, parse_seeds)
+                        parse_positive_weight, parse_seeds)
 from .fold import run_fold, train_final_on_all_data
 from .preparation import drop_unusable_audio, fetch_encoders, load_corpus, load_or_build_processor, make_folds
 from .run_directory import (METRICS, RUN_ARGS, check_previous_run, check_split, clear_run, fingerprint,
                             fingerprint_sha256, fold_directory, option_defaults, split_sha256, write_json)
+from .rows import parse_rows
 from .summary import write_summary
 
 logger = logging.getLogger("kemd_emotion.experiment")
@@ -38,15 +40,20 @@ class Experiment:
     def __init__(self, model_args: ModelArguments, data_args: DataArguments, args: RunArguments, preset: dict):
         self.model_args, self.data_args, self.args, self.preset = model_args, data_args, args, preset
         self.output_dir = Path(args.output_dir)
-        self.fusions = parse_fusions(model_args.fusion)
+        self.rows = {row.name: row for row in parse_rows(model_args.fusion)}
+        self.fusions = list(self.rows)  # the rows' names, which are also their folders
+        parse_positive_weight(model_args.emotion_pos_weight)
+        if not 0 < data_args.validation_fraction <= 0.5:
+            raise ValueError(f"--validation_fraction {data_args.validation_fraction!r}: expected a share of each fold's "
+                             "training rows in (0, 0.5].")
         self.fold_numbers = parse_folds(data_args.folds, data_args.num_folds)
         self.seeds = parse_seeds(args.seeds) if args.seeds is not None else [int(args.seed)]
         self.several_seeds = len(self.seeds) > 1
         if args.final_model not in FINAL_MODELS:
             raise ValueError(f"final_model={args.final_model!r}: expected one of {', '.join(FINAL_MODELS)}.")
         self.pretrained = model_args.text_model is not None or model_args.audio_model is not None
-        for fusion in self.fusions:
-            self._check_encoders(fusion)
+        for row in self.rows.values():
+            self._check_encoders(row.fusion)
         self.is_main = args.process_index == 0  # (sets the distributed state up)
         from accelerate import PartialState
 
@@ -66,6 +73,30 @@ class Experiment:
                 f"fusion {fusion!r} needs --{' and --'.join(missing)} when pretrained encoders are used; give both "
                 "--text_model and --audio_model, or neither for the embedded small encoders."
             )
+
+    def model_args_for(self, row: str) -> ModelArguments:
+        """The model options of `row`: the run's, with what the row's fusion and modifiers set."""
+        return dataclasses.replace(self.model_args, **self.rows[row].options)
+
+    def validation_split(self, row: str, train_indices) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(rows to train on, rows to tune thresholds on)`` out of `train_indices`: a slice of them held out,
+        grouped like the folds (`kemd_emotion.data.hold_out`), when `row` tunes thresholds; else all of them and
+        None. Only `train_indices` are read, so the test fold never reaches the slice."""
+        train_indices = np.asarray(train_indices, dtype=np.int64)
+        if not self.model_args_for(row).tune_thresholds:
+            return train_indices, None
+        from ..data import hold_out
+
+        data = self.data_args
+        try:
+            fit, validation = hold_out(self.dataset, train_indices, data.validation_fraction, by=data.fold_by,
+                                       seed=data.fold_seed)
+        except ValueError as error:
+            raise ValueError(f"row {row!r} tunes decision thresholds on a slice of each fold's training rows: {error} "
+                             "Use fewer --num_folds, another --fold_by, or rows without threshold tuning.") from None
+        if not set(validation.tolist()) <= set(train_indices.tolist()):  # hold_out's promise, checked cheaply
+            raise RuntimeError("the validation slice holds rows outside the fold's training rows")
+        return fit, validation
 
     def describe_fold(self, fusion: str, fold: int, seed: int) -> str:
         """``"cat fold 1/5"``, or ``"cat seed 2 fold 1/5"`` with several seeds (log lines)."""
@@ -99,6 +130,9 @@ class Experiment:
             self.dataset = drop_unusable_audio(dataset, self.output_dir / "skipped_audio.json",
                                                self.data_args.max_audio_seconds, self.is_main, self.args.disable_tqdm)
         self.folds = make_folds(self.dataset, self.data_args)  # every process: the same folds, or the same error
+        for row in self.rows:  # a fold whose validation slice cannot be made fails now, before any training
+            for train_indices, _ in self.folds:
+                self.validation_split(row, train_indices)
         self.split_sha256 = split_sha256(self.dataset["segment_id"], self.folds)
         if not self.args.overwrite_output_dir:
             self._raise_everywhere(lambda: check_split(self.output_dir, self.split_sha256))
@@ -122,6 +156,7 @@ class Experiment:
             "fingerprint": self.fingerprint,
             "fingerprint_sha256": self.fingerprint_sha256,
             "fusions": self.fusions,
+            "rows": {name: row.options for name, row in self.rows.items()},
             "folds": self.fold_numbers,
             "seeds": self.seeds,
             "layout": "{fusion}/seed{s}/fold{k}" if self.several_seeds else "{fusion}/fold{k}",
@@ -288,7 +323,9 @@ def describe_settings(model_args: ModelArguments, data_args: DataArguments, args
         f"  data: {data}; annotations {data_args.annotations}; {data_args.num_folds} folds ({data_args.fold_by}); "
         f"audio cropped to {data_args.max_audio_seconds} s\n"
         f"  model: fusion={model_args.fusion}, pooling={model_args.pooling}, "
-        f"audio_representation={model_args.audio_representation}, regression_loss={model_args.regression_loss}\n"
+        f"audio_representation={model_args.audio_representation}, regression_loss={model_args.regression_loss}, "
+        f"emotion_pos_weight={model_args.emotion_pos_weight}, tune_thresholds={model_args.tune_thresholds}"
+        f"{f' (validation_fraction {data_args.validation_fraction})' if model_args.tune_thresholds else ''}\n"
         f"  training: batch {args.per_device_train_batch_size} x {args.gradient_accumulation_steps} accumulation x "
         f"{args.world_size} process(es), learning rate {args.learning_rate}"
         f"{f' (heads {args.head_learning_rate})' if args.head_learning_rate else ''}, {args.num_train_epochs:g} epochs, "

@@ -1,0 +1,118 @@
+"""The rows of the table: a fusion, optionally with modifiers that change the model options for that row alone.
+
+A row name is a fusion (``text``, ``speech``, ``cat``, ``add``, and any other the config accepts) followed by
+modifiers joined with ``+``: ``cat+rare`` is the cat model with the rare-emotion settings (positive weights from
+each fold's training rows and per-emotion decision thresholds tuned on a held-out slice of them), ``cat+hidden``
+the cat model on wav2vec2's last hidden state. Every row of a run shares the run's other options, seeds and folds,
+so rows can be compared fold by fold; each row trains in its own folder, ``OUTPUT_DIR/{row}/``.
+
+>>> [row.name for row in parse_rows("cat+rare,all")]
+['text', 'speech', 'cat', 'add', 'cat+rare']
+>>> parse_row("add+rare").options
+{'fusion': 'add', 'emotion_pos_weight': 'auto', 'tune_thresholds': True}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..configuration_klue_wav2vec2 import AUDIO_REPRESENTATIONS, FUSIONS
+
+PAPER_ROWS = ("text", "speech", "cat", "add")
+"""The paper's four rows, in the table's order (``--fusion all``)."""
+
+RARE_EMOTION_OPTIONS = {"emotion_pos_weight": "auto", "tune_thresholds": True}
+MODIFIERS: dict[str, dict[str, object]] = {
+    "rare": RARE_EMOTION_OPTIONS,
+    "posweight": {"emotion_pos_weight": "auto"},
+    "thresholds": {"tune_thresholds": True},
+    **{representation: {"audio_representation": representation} for representation in AUDIO_REPRESENTATIONS},
+}
+"""Modifier -> the model options it sets for its row."""
+
+MODIFIER_TITLES = {
+    "rare": "rare-emotion settings",
+    "posweight": "positive weights",
+    "thresholds": "tuned thresholds",
+    "conv": "conv features",
+    "hidden": "last hidden layer",
+    "weighted": "all layers weighted",
+}
+FUSION_TITLES = {"text": "Text only", "speech": "Speech only", "cat": "Cat (concatenation)",
+                 "add": "Add (projection + sum)", "cross": "Cross (cross-modal attention)"}
+
+ROW_SETS: dict[str, tuple[str, ...]] = {
+    "all": PAPER_ROWS,
+    "table": PAPER_ROWS + ("cat+posweight", "cross"),
+    "full": PAPER_ROWS + ("cat+posweight", "add+posweight", "cat+thresholds", "cat+rare", "cross", "cross+posweight",
+                          "cat+weighted", "cat+weighted+posweight"),
+}
+"""Named lists of rows: ``all`` is the paper's four; ``table`` the embedded default's (the paper's four, the best
+rare-emotion setting and cross fusion: under 10 minutes on 2 CPU cores); ``full`` every row of the README's main
+table."""
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One row: its name (also its folder), its fusion, and the model options its modifiers set."""
+
+    name: str
+    fusion: str
+    modifiers: tuple[str, ...] = ()
+    options: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def title(self) -> str:
+        base = FUSION_TITLES.get(self.fusion, self.fusion)
+        return base + "".join(f" + {MODIFIER_TITLES.get(name, name)}" for name in self.modifiers)
+
+
+def parse_row(name: str) -> TableRow:
+    """``"cat+rare"`` -> its `TableRow`; raises a ValueError naming the accepted fusions and modifiers."""
+    fusion, *modifiers = [part.strip() for part in str(name).split("+")]
+    expected = (f"a fusion ({', '.join(FUSIONS)}) optionally followed by modifiers joined with '+' "
+                f"({', '.join(MODIFIERS)}), e.g. 'cat+rare'")
+    if fusion not in FUSIONS or any(modifier not in MODIFIERS for modifier in modifiers):
+        raise ValueError(f"row {name!r}: expected {expected}.")
+    if len(set(modifiers)) != len(modifiers):
+        raise ValueError(f"row {name!r}: a modifier is repeated; expected {expected}.")
+    options = {"fusion": fusion}
+    for modifier in modifiers:
+        clash = {key for key in MODIFIERS[modifier] if key in options and options[key] != MODIFIERS[modifier][key]}
+        if clash:
+            raise ValueError(f"row {name!r}: {modifier!r} sets {', '.join(sorted(clash))} again, differently.")
+        options.update(MODIFIERS[modifier])
+    if fusion == "text" and "audio_representation" in options:
+        raise ValueError(f"row {name!r}: a text-only row has no speech features to choose.")
+    return TableRow("+".join([fusion, *modifiers]), fusion, tuple(modifiers), options)
+
+
+def parse_rows(value: str) -> list[TableRow]:
+    """``--fusion``: row names and row sets (``all``, ``table``), comma-separated -> the rows, each once.
+
+    The paper's rows come first in the paper's order, then the others in the order given.
+    """
+    names = []
+    for part in (part.strip() for part in str(value).split(",")):
+        if part:
+            names.extend(ROW_SETS.get(part, (part,)))
+    if not names:
+        raise ValueError(f"--fusion {value!r}: expected row names or {', '.join(ROW_SETS)}, comma-separated.")
+    try:
+        rows = list({row.name: row for row in map(parse_row, names)}.values())
+    except ValueError as error:
+        raise ValueError(f"--fusion {value!r}: {error} Row sets: {', '.join(ROW_SETS)}.") from None
+    paper = [row for name in PAPER_ROWS for row in rows if row.name == name]
+    return paper + [row for row in rows if row.name not in PAPER_ROWS]
+
+
+def is_row_name(name: str) -> bool:
+    """Whether `name` (a folder of a run directory) is a row's folder."""
+    try:
+        return parse_row(name).name == name
+    except ValueError:
+        return False
+
+
+__all__ = ["PAPER_ROWS", "MODIFIERS", "ROW_SETS", "TableRow", "parse_row", "parse_rows", "is_row_name",
+           "RARE_EMOTION_OPTIONS"]
