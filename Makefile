@@ -18,4 +18,4 @@ run: install
 	accelerate launch examples/run_emotion.py $(ARGS)
 
 test: install-test
-	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q -n auto --dist loadfile

@@ -13,7 +13,10 @@ import torch
 from kemd_emotion import KlueWav2Vec2ForEmotion
 from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_config, tiny_processor as build_tiny_processor
 
-torch.set_num_threads(2)
+# Under pytest-xdist (`make test`: one worker per core, a whole module per worker) each worker gets its share of
+# the cores, so that the workers do not fight over them; alone, two threads as on the CI machine.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, (os.cpu_count() or 2) // WORKERS) if WORKERS > 1 else 2)
 
 
 @pytest.fixture(scope="session")
