@@ -310,14 +310,10 @@ def _report(entry: dict, error: Exception) -> None:
 def run_card(args: argparse.Namespace) -> int:
     from .modelcard import write_model_card
 
-    from .experiment.rows import is_row_name, parse_rows
-    from .experiment.run_directory import finished_runs
+    from .experiment.run_directory import finished_runs, row_folders
 
     run_dir = Path(args.run_dir)
-    folders = [path.name for path in run_dir.iterdir() if path.is_dir() and is_row_name(path.name)] \
-        if run_dir.is_dir() else []
-    finished = [row.name for row in parse_rows(",".join(folders))] if folders else []
-    fusions = [args.fusion] if args.fusion else [name for name in finished if finished_runs(run_dir, name)]
+    fusions = [args.fusion] if args.fusion else [name for name in row_folders(run_dir) if finished_runs(run_dir, name)]
     if not fusions:
         raise CommandError(f"{str(run_dir)!r} holds no finished fold ({{fusion}}/[seed*/]fold*/metrics.json).")
     if args.checkpoint_dir and len(fusions) > 1:

@@ -163,7 +163,7 @@ def conv_feature_encoder(
     hidden = input_values[:, None]
     # As in Wav2Vec2FeatureEncoder.forward: reentrant checkpointing differentiates a checkpointed layer only when its
     # input requires grad, and raw audio never does. Without this the whole conv stack gets no gradient. Only then:
-    # otherwise the first layer's gradient with respect to the audio is wasted work (a third of a sample-model step).
+    # otherwise nobody reads the audio's gradient (computing it costs little: benchmarks/bench_training_step.py).
     if (
         feature_encoder.training
         and torch.is_grad_enabled()

@@ -161,14 +161,21 @@ def split_sha256(segment_ids, folds) -> str:
     return hashlib.sha256(json.dumps(tests, ensure_ascii=False).encode()).hexdigest()
 
 
-def result_entries(output_dir: str | os.PathLike) -> list[Path]:
-    """The results a run wrote into `output_dir`: its row folders (``cat``, ``cat+rare``, ...) and the table."""
-    from .rows import is_row_name
+def row_folders(output_dir: str | os.PathLike) -> list[str]:
+    """The names of the row folders (``cat``, ``cat+rare``, ...) in `output_dir`, in the table's order."""
+    from .rows import is_row_name, parse_rows
 
     output_dir = Path(output_dir)
-    rows = sorted(path.name for path in output_dir.iterdir() if path.is_dir() and is_row_name(path.name)) \
+    names = [path.name for path in output_dir.iterdir() if path.is_dir() and is_row_name(path.name)] \
         if output_dir.is_dir() else []
-    return [output_dir / name for name in (*rows, "summary.json", "summary.md") if (output_dir / name).exists()]
+    return [row.name for row in parse_rows(",".join(names))] if names else []
+
+
+def result_entries(output_dir: str | os.PathLike) -> list[Path]:
+    """The results a run wrote into `output_dir`: its row folders and the table."""
+    output_dir = Path(output_dir)
+    return [output_dir / name for name in (*row_folders(output_dir), "summary.json", "summary.md")
+            if (output_dir / name).exists()]
 
 
 def run_entries(output_dir: str | os.PathLike, *, sample_dir_is_ours: bool = True,
@@ -296,5 +303,5 @@ def _json_default(value):
 
 __all__ = ["RUN_ARGS", "METRICS", "PREDICTIONS", "VALIDATION_PREDICTIONS", "NOT_FINGERPRINTED", "fingerprint", "fingerprint_sha256",
            "fingerprint_differences", "option_defaults", "check_previous_run", "check_split", "split_sha256",
-           "result_entries", "run_entries", "clear_run", "fold_directory", "finished_runs", "last_complete_checkpoint", "write_json",
+           "row_folders", "result_entries", "run_entries", "clear_run", "fold_directory", "finished_runs", "last_complete_checkpoint", "write_json",
            "write_npz", "read_json"]
