@@ -30,6 +30,7 @@ import torch
 from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
+from .configuration_klue_wav2vec2 import is_private_keyword
 from .processing_klue_wav2vec2 import (
     MIN_AUDIO_SAMPLES,
     SAMPLING_RATE,
@@ -279,9 +280,10 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         return self.model.config.fusion != "text"
 
     def _sanitize_parameters(self, top_k=None, threshold=None, chunk_length_s=None, stride_length_s=None, **kwargs):
-        if kwargs:
+        unknown = sorted(name for name in kwargs if not is_private_keyword(name))  # transformers' own pass
+        if unknown:
             raise UnknownArgumentError(
-                f"{type(self).__name__} got unexpected argument(s) {', '.join(sorted(kwargs))}; it accepts top_k, "
+                f"{type(self).__name__} got unexpected argument(s) {', '.join(unknown)}; it accepts top_k, "
                 "threshold, chunk_length_s, stride_length_s and the pipeline's own (batch_size, ...)."
             )
         preprocess, postprocess = {}, {}
