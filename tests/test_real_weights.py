@@ -85,8 +85,8 @@ REAL_CASES = [ContractCase(fusion, "hidden", pooling, speech.name, E5)
               for speech in SPEECH_ENCODERS for fusion, pooling in speech.fusions]
 ONNX_CASES = [case for case in REAL_CASES if case.fusion in ("cat",)]
 """One ONNX export (about a minute for 117 M parameters): both encoders and the fused heads in one graph."""
-ATOL = 2e-5
-"""float32: the same sentence alone and padded in a batch runs other matrix shapes through 12 layers."""
+ATOL = 1e-5
+"""float32: the same sentence alone and padded in a batch runs other matrix shapes through 12 layers (1.4e-6 seen)."""
 
 
 def ids(cases):
@@ -345,11 +345,12 @@ def test_pipeline_transcribes_korean_speech_with_whisper(zoo, real_weights_dirs,
 
 
 def test_cli_predict_transcribes_korean_speech_with_whisper(zoo, real_weights_dirs, korean_speech):
+    """`--asr-model` a Whisper folder and no `--asr-language`: the package's default language (Korean) applies."""
     case = next(case for case in REAL_CASES if case.fusion == "cat")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "kemd_emotion.cli", "predict", "--model", str(zoo.checkpoint(case)),
-         "--audio", str(korean_speech), "--asr-model", str(real_weights_dirs.whisper), "--asr-language", "korean"],
+         "--audio", str(korean_speech), "--asr-model", str(real_weights_dirs.whisper)],
         capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     (entry,) = json.loads(result.stdout)
