@@ -250,6 +250,7 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             float32 `(samples,)` mono clip at 16 kHz. A model id is loaded once, on this pipeline's device and dtype.
         asr_kwargs (`dict`, *optional*): options of that model, e.g. `{"generate_kwargs": {"language": "korean"}}`
             for Whisper; for a model id also `transformers.pipeline` options (`device`, `dtype`, ...), which then win.
+            A multilingual Whisper model id transcribes Korean unless they name a language (`None`: it detects one).
 
     Raises:
         ValueError: naming the input (`inputs[i]` in a list) and what was expected, for a missing or unreadable audio

@@ -193,6 +193,29 @@ def test_onnx_folder_describes_itself(case, exports):
         "onnxruntime_klue_wav2vec2.OnnxKlueWav2Vec2ForEmotion"
 
 
+def test_text_encoder_whose_tokenizer_makes_no_token_type_ids_exports(clips, tmp_path):
+    """A RoBERTa with its byte-level BPE tokenizer (pad id 1, `<s> ... </s>`, no token_type_ids, as XLM-R's and
+    multilingual-e5's SentencePiece tokenizers): the export feeds zeros for the token types, and the onnxruntime
+    model gives the eager outputs on a batch without them."""
+    from kemd_emotion.testing_utils import (AUDIO_ENCODERS, build_from_encoder_folders, processor_for_encoders,
+                                            save_encoder_folders, tiny_roberta_config)
+
+    folders = save_encoder_folders(tmp_path / "encoders", text_encoders={"roberta": tiny_roberta_config},
+                                   audio_encoders={"wav2vec2-group": AUDIO_ENCODERS["wav2vec2-group"]})
+    processor = processor_for_encoders(folders["roberta"], folders["wav2vec2-group"])
+    batch = processor(text=TEXTS, audio=clips, sampling_rate=16000)
+    assert "token_type_ids" not in batch and processor.tokenizer.pad_token_id == 1
+    case = ContractCase("cat", "hidden", "last", "wav2vec2-group", "roberta")
+    model = build_from_encoder_folders(case, folders, seed=1)
+    checkpoint = save_checkpoint(model, processor, tmp_path / "checkpoint")
+    folder = export_onnx(checkpoint, tmp_path / "onnx")
+    found = OnnxKlueWav2Vec2ForEmotion.from_pretrained(folder)(**batch)
+    with torch.no_grad():
+        expected = model(**batch)
+    for name in ("logits", "regression"):
+        close(found[name], expected[name].numpy(), name=name)
+
+
 # ------------------------------------------------------------------------------------------------- loading as a checkpoint
 def pipeline_numbers(classifier, items) -> dict:
     outputs = {"batched": classifier(items, batch_size=2), "single": [classifier(item) for item in items]}
