@@ -7,7 +7,7 @@ import pytest
 import soundfile
 from conftest import speech_like
 from test_hub import FakeHub
-from test_modelcard import make_run_dir
+from test_model_card import make_run_dir
 from transformers import pipeline
 
 from kemd_emotion.cli import main

@@ -21,7 +21,7 @@ from kemd_emotion.experiment import (
 )
 from kemd_emotion.experiment.run_directory import check_previous_run, fingerprint_differences, option_defaults
 from kemd_emotion.hub import PICKLE_SUFFIXES, check_checkpoint, push_checkpoint
-from kemd_emotion.modelcard import load_run
+from kemd_emotion.experiment.model_card import load_run
 
 
 def snapshot(directory):

@@ -9,6 +9,7 @@ scripts can run folds, resume them and rebuild the table. Where things are:
     preparation.py     the corpus, unusable clips left out, the processor, the folds (checked for leaks)
     fold.py            one fold's training and testing; the final models (no pickles)
     summary.py         summary.json and the table (mean ± std over seeds x folds)
+    model_card.py      each final model's README.md and figures, from the run directory (as the summary)
     runner.py          `Experiment` (the loop) and `main`
 
 Run directory (``OUTPUT_DIR``)::
@@ -62,6 +63,7 @@ from .run_directory import (
     write_json,
     write_npz,
 )
+from .model_card import load_run, write_model_card
 from .runner import Experiment, main
 from .summary import ROW_NAMES, TABLE_METRICS, format_table, write_summary
 
@@ -72,6 +74,8 @@ __all__ = [
     "Experiment",
     "parse_arguments",
     "write_summary",
+    "write_model_card",
+    "load_run",
     "format_table",
     "last_complete_checkpoint",
     "main",

@@ -20,6 +20,7 @@ from transformers.trainer_utils import enable_full_determinism
 from .arguments import (FINAL_MODELS, DataArguments, ModelArguments, RunArguments, parse_arguments, parse_folds,
                         parse_positive_weight, parse_seeds)
 from .fold import run_fold, train_final_on_all_data
+from .model_card import write_model_card
 from .preparation import drop_unusable_audio, fetch_encoders, load_corpus, load_or_build_processor, make_folds
 from .run_directory import (METRICS, RUN_ARGS, check_previous_run, check_split, clear_run, fingerprint,
                             fingerprint_sha256, fold_directory, option_defaults, split_sha256, write_json)
@@ -238,11 +239,6 @@ class Experiment:
 
     def write_model_cards(self) -> None:
         """README.md and figures for every final model of this run (main process, after the folds' metrics)."""
-        try:
-            from ..modelcard import write_model_card
-        except ImportError:
-            logger.info("No model-card writer in this installation: the final models get no README.md.")
-            return
         for fusion in self.fusions:
             final_dir = self.output_dir / fusion / "final"
             if not (final_dir / "final_info.json").exists():

@@ -9,7 +9,7 @@ from PIL import Image
 
 from kemd_emotion import EMOTIONS
 from kemd_emotion.metrics import compute_emotion_metrics, majority_baseline
-from kemd_emotion.modelcard import load_run, write_model_card
+from kemd_emotion.experiment.model_card import load_run, write_model_card
 
 PRIOR = np.array([0.08, 0.04, 0.03, 0.15, 0.55, 0.1, 0.05])
 
