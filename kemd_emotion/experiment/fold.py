@@ -102,7 +102,7 @@ def make_trainer(experiment, row: str, directory: Path, train_dataset, seed: int
     args.output_dir, args.seed = str(directory), seed
     model_args = experiment.model_args_for(row)
     trainer = EmotionTrainer(
-        model=build_model(model_args, model_args.fusion, len(experiment.processor.tokenizer), seed),
+        model=build_model(model_args, experiment.rows[row].fusion, len(experiment.processor.tokenizer), seed),
         args=args,
         train_dataset=train_dataset,
         data_collator=KemdyCollator(experiment.processor, max_audio_seconds=experiment.data_args.max_audio_seconds),
