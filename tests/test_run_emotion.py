@@ -166,7 +166,7 @@ def test_pretrained_encoders_from_local_folders(tmp_path, sample_dir):
     preset = run_args["preset"]
     assert (preset["requested"], preset["preset"]) == ("auto", "paper") and preset["values"] == PRESETS["paper"]
     assert preset["overrides"] == {
-        "fusion": {"preset": "all", "given": "add"},
+        "rows": {"preset": "all", "given": "add"},
         "text_model": {"preset": "klue/bert-base", "given": str(text_dir)},
         "audio_model": {"preset": "facebook/wav2vec2-base", "given": str(audio_dir)},
         "num_folds": {"preset": 5, "given": 2},
