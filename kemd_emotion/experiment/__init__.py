@@ -5,9 +5,11 @@ scripts can run folds, resume them and rebuild the table. Where things are:
 
     arguments.py       the options (three dataclasses), their parsing, --rows / --folds / --seeds lists
     presets.py         paper / sample / best: one row per option (the README's preset table is made from it)
+    rows.py            the table's rows: the model's fusion and modifiers (cat+rare, ...), row sets
     run_directory.py   the layout below, the settings fingerprint, resuming, atomic and reproducible files
     preparation.py     the corpus, unusable clips left out, the processor, the folds (checked for leaks)
-    fold.py            one fold's training and testing; the final models (no pickles)
+    fold.py            one fold's training and testing, given a FoldSetup and a row; the final models (no pickles)
+    processes.py       which process writes, and how all of them take the same branch
     summary.py         summary.json and the table (mean ± std over seeds x folds)
     model_card.py      each final model's README.md and figures, from the run directory (as the summary)
     runner.py          `Experiment` (the loop) and `main`

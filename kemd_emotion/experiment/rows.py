@@ -1,9 +1,9 @@
 """The rows of the table: a fusion, optionally with modifiers that change the model options for that row alone.
 
 A row is not a fusion: a row name is the model's fusion (``text``, ``speech``, ``cat``, ``add``, and any other the
-config accepts) followed by modifiers joined with ``+``: ``cat+rare`` is the cat model with the rare-emotion settings (positive weights from
-each fold's training rows and per-emotion decision thresholds tuned on a held-out slice of them), ``cat+hidden``
-the cat model on wav2vec2's last hidden state. Every row of a run shares the run's other options, seeds and folds,
+config accepts) followed by modifiers joined with ``+``: ``cat+rare`` is the cat model with the rare-emotion
+settings (positive weights from each fold's training rows and per-emotion decision thresholds tuned on a held-out
+slice of them), ``cat+hidden`` the cat model on wav2vec2's last hidden state. Every row of a run shares the run's other options, seeds and folds,
 so rows can be compared fold by fold; each row trains in its own folder, ``OUTPUT_DIR/{row}/``.
 
 >>> [row.name for row in parse_rows("cat+rare,all")]
@@ -17,6 +17,7 @@ so rows can be compared fold by fold; each row trains in its own folder, ``OUTPU
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..configuration_klue_wav2vec2 import AUDIO_REPRESENTATIONS, FUSIONS
@@ -69,6 +70,10 @@ class TableRow:
         """Everything the row sets, as ``run_args.json`` and ``metrics.json`` record it: the fusion, then the
         modifiers' model options."""
         return {"fusion": self.fusion, **self.model_options}
+
+    def model_arguments(self, model_args):
+        """The run's `model_args` (a `ModelArguments`) with what this row's modifiers set."""
+        return dataclasses.replace(model_args, **self.model_options)
 
     @property
     def title(self) -> str:

@@ -12,16 +12,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import transformers
 from transformers.trainer_utils import enable_full_determinism
 
 from .arguments import (FINAL_MODELS, DataArguments, ModelArguments, RunArguments, parse_arguments, parse_folds,
                         parse_positive_weight, parse_seeds)
-from .fold import run_fold, train_final_on_all_data
+from .fold import FoldSetup, run_fold, train_final_on_all_data
 from .model_card import write_model_card
-from .preparation import drop_unusable_audio, fetch_encoders, load_corpus, load_or_build_processor, make_folds
+from .preparation import (drop_unusable_audio, fetch_encoders, load_corpus, load_or_build_processor, make_folds,
+                          validation_split)
+from .processes import Processes
 from .run_directory import (METRICS, RUN_ARGS, check_previous_run, check_split, clear_run, fingerprint,
                             fingerprint_sha256, fold_directory, option_defaults, split_sha256, write_json)
 from .rows import TableRow, parse_rows
@@ -54,7 +55,8 @@ class Experiment:
         self.pretrained = model_args.text_model is not None or model_args.audio_model is not None
         for row in self.rows.values():
             self._check_encoders(row)
-        self.is_main = args.process_index == 0  # (sets the distributed state up)
+        self.processes = Processes.of(args)  # (reading args.process_index sets the distributed state up)
+        self.is_main = self.processes.is_main
         from accelerate import PartialState
 
         self.state = PartialState()
@@ -74,33 +76,14 @@ class Experiment:
                 "--text_model and --audio_model, or neither for the embedded small encoders."
             )
 
-    def model_args_for(self, row: str) -> ModelArguments:
-        """The model options of `row`: the run's, with what the row's modifiers set (its fusion is `TableRow.fusion`)."""
-        return dataclasses.replace(self.model_args, **self.rows[row].model_options)
-
-    def validation_split(self, row: str, train_indices) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(rows to train on, rows to tune thresholds on)`` out of `train_indices`: a slice of them held out,
-        grouped like the folds (`kemd_emotion.data.hold_out`), when `row` tunes thresholds; else all of them and
-        None. Only `train_indices` are read, so the test fold never reaches the slice."""
-        train_indices = np.asarray(train_indices, dtype=np.int64)
-        if not self.model_args_for(row).tune_thresholds:
-            return train_indices, None
-        from ..data import hold_out
-
-        data = self.data_args
-        try:
-            fit, validation = hold_out(self.dataset, train_indices, data.validation_fraction, by=data.fold_by,
-                                       seed=data.fold_seed)
-        except ValueError as error:
-            raise ValueError(f"row {row!r} tunes decision thresholds on a slice of each fold's training rows: {error} "
-                             "Use fewer --num_folds, another --fold_by, or rows without threshold tuning.") from None
-        if not set(validation.tolist()) <= set(train_indices.tolist()):  # hold_out's promise, checked cheaply
-            raise RuntimeError("the validation slice holds rows outside the fold's training rows")
-        return fit, validation
-
-    def describe_fold(self, row: str, fold: int, seed: int) -> str:
-        """``"cat fold 1/5"``, or ``"cat seed 2 fold 1/5"`` with several seeds (log lines)."""
-        return f"{row}{f' seed {seed}' if self.several_seeds else ''} fold {fold}/{self.data_args.num_folds}"
+    def fold_setup(self) -> FoldSetup:
+        """What the fold code is given (after `prepare`): the options, the processor, the corpus and its folds."""
+        if self.dataset is None:
+            raise RuntimeError("prepare() the experiment before running its folds")
+        return FoldSetup(model_args=self.model_args, data_args=self.data_args, args=self.args, processor=self.processor,
+                         dataset=self.dataset, folds=self.folds, output_dir=self.output_dir, seeds=self.seeds,
+                         processes=self.processes, preset=self.preset["preset"],
+                         fingerprint_sha256=self.fingerprint_sha256)
 
     # ------------------------------------------------------------------ preparation (main process first)
     def check_run_directory(self) -> None:
@@ -130,9 +113,10 @@ class Experiment:
             self.dataset = drop_unusable_audio(dataset, self.output_dir / "skipped_audio.json",
                                                self.data_args.max_audio_seconds, self.is_main, self.args.disable_tqdm)
         self.folds = make_folds(self.dataset, self.data_args)  # every process: the same folds, or the same error
-        for row in self.rows:  # a fold whose validation slice cannot be made fails now, before any training
+        for row in self.rows.values():  # a fold whose validation slice cannot be made fails now, before any training
+            tune = row.model_arguments(self.model_args).tune_thresholds
             for train_indices, _ in self.folds:
-                self.validation_split(row, train_indices)
+                validation_split(self.dataset, train_indices, self.data_args, row.name, tune)
         self.split_sha256 = split_sha256(self.dataset["segment_id"], self.folds)
         if not self.args.overwrite_output_dir:
             self._raise_everywhere(lambda: check_split(self.output_dir, self.split_sha256))
@@ -188,18 +172,20 @@ class Experiment:
 
         progress = tqdm(total=len(jobs), desc="folds", unit="fold", disable=not self.is_main or self.args.disable_tqdm)
         started = time.time()
-        for row in self.rows:
+        setup = self.fold_setup()
+        for row in self.rows.values():
             for seed in self.seeds:
                 for fold in self.fold_numbers:
-                    done = fold_directory(self.output_dir, row, fold, seed if self.several_seeds else None) / METRICS
+                    seed_folder = seed if self.several_seeds else None
+                    done = fold_directory(self.output_dir, row.name, fold, seed_folder) / METRICS
                     if self.agree(done.exists()):
                         if self.is_main:
-                            logger.info("%s: already done, skipped (%s).", self.describe_fold(row, fold, seed), done)
+                            logger.info("%s: already done, skipped (%s).", setup.describe_fold(row, fold, seed), done)
                     else:
-                        self.run_fold(row, fold, seed)
+                        run_fold(setup, row, fold, seed)
                     progress.update(1)
             if self.args.final_model == "all_data":
-                train_final_on_all_data(self, row)
+                train_final_on_all_data(setup, row)
         progress.close()
         summary = None
         if self.is_main:
@@ -208,13 +194,13 @@ class Experiment:
             logger.info("%d fold run(s) of %s in %.0f s; the table is in %s.", len(jobs), ", ".join(self.rows),
                         time.time() - started, self.output_dir / "summary.md")
             print("\n" + (self.output_dir / "summary.md").read_text(), flush=True)
-        self.state.wait_for_everyone()
+        self.processes.wait_for_everyone()
         return summary
 
     def run_fold(self, row: str, fold: int, seed: int | None = None) -> dict | None:
         """Train and test one fold of `row` (see `kemd_emotion.experiment.fold.run_fold`); `seed` defaults to the
         first."""
-        return run_fold(self, row, fold, self.seeds[0] if seed is None else seed)
+        return run_fold(self.fold_setup(), self.rows[row], fold, self.seeds[0] if seed is None else seed)
 
     def _raise_everywhere(self, check) -> None:
         """Run `check` on the main process; the ValueError it raises is raised on every process."""
@@ -230,11 +216,7 @@ class Experiment:
 
     def agree(self, value):
         """The main process' `value`, on every process (so that all of them take the same branch)."""
-        if self.args.world_size <= 1:
-            return value
-        from accelerate.utils import broadcast_object_list
-
-        return broadcast_object_list([value], from_process=0)[0]
+        return self.processes.agree(value)
 
     def write_model_cards(self) -> None:
         """README.md and figures for every final model of this run (main process, after the folds' metrics)."""
