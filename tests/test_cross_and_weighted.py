@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import speech_like
+from helpers.audio import speech_like
 from kemd_emotion import KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion
 from kemd_emotion.modeling_klue_wav2vec2 import CrossModalAttention, CrossModalFusion
 from kemd_emotion.testing_utils import tiny_audio_config, tiny_config, tiny_text_config

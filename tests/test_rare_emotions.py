@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import speech_like
-from test_run_emotion import sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
+from helpers.audio import speech_like
+from helpers.runs import sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
 from transformers import pipeline
 
 from kemd_emotion import EMOTIONS, KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion

@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from test_run_emotion import SCRIPT, read_json, run, sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
+from helpers.runs import SCRIPT, read_json, run, sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
 
 from kemd_emotion.experiment import EXIT_AFTER_SAVE_ENV, format_table, write_json, write_summary
 

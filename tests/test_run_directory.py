@@ -6,8 +6,8 @@ import dataclasses
 import logging
 
 import pytest
-from test_hub import fake_hub  # noqa: F401 (a fixture)
-from test_run_emotion import read_json, sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
+from helpers.hub import fake_hub  # noqa: F401 (a fixture)
+from helpers.runs import read_json, sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
 
 from kemd_emotion.experiment import (
     NOT_FINGERPRINTED,

@@ -2,15 +2,13 @@
 
 import dataclasses
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.runs import REPO, SCRIPT, read_json, run, sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
 
 from kemd_emotion.experiment import (
     EXIT_AFTER_SAVE_ENV,
@@ -20,7 +18,6 @@ from kemd_emotion.experiment import (
     Experiment,
     ModelArguments,
     RunArguments,
-    has_accelerator,
     format_table,
     last_complete_checkpoint,
     parse_arguments,
@@ -28,42 +25,6 @@ from kemd_emotion.experiment import (
     write_json,
     write_summary,
 )
-
-CPU_ONLY = not has_accelerator()
-"""On a CPU-only machine the script must find its way to gloo DDP by itself: no --use_cpu is passed then."""
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "examples" / "run_emotion.py"
-
-
-@pytest.fixture(scope="module")
-def sample_dir(tmp_path_factory):
-    """The tiny sample corpus (20 usable rows, with the release's faults), written once for every run here."""
-    from kemd_emotion.data import write_sample_corpus
-
-    directory = tmp_path_factory.mktemp("corpus") / "kemdy20"
-    write_sample_corpus(directory, name="kemdy20", size="tiny")
-    return directory
-
-
-def tiny_run_arguments(sample_dir, output_dir, *extra):
-    return [
-        "--output_dir", str(output_dir), "--sample_dir", str(sample_dir), "--sample_size", "tiny",
-        "--num_folds", "2", "--rows", "cat", "--num_train_epochs", "1", "--per_device_train_batch_size", "4",
-        "--per_device_eval_batch_size", "4", "--sample_vocab_size", "300", "--disable_tqdm", "true",
-        *([] if CPU_ONLY else ["--use_cpu", "true"]), *extra,
-    ]
-
-
-def run(command, env_extra=None, timeout=240):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop(EXIT_AFTER_SAVE_ENV, None)
-    env.update(env_extra or {})
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def read_json(path):
-    return json.loads(Path(path).read_text())
 
 
 def test_two_process_ddp_on_cpu(tmp_path, sample_dir):
