@@ -6,8 +6,8 @@
         layout; UTF-8 or cp949, transcription markers removed), else from --asr-model (any speech-recognition
         model; "transcript_source": "asr" in the JSON). A file that cannot be scored is reported on stderr and as
         {"audio", "error"} in the JSON; the others are still scored. Exit status 1 only if none was.
-    kemd-emotion card RUN_DIR [--fusion F] [--checkpoint-dir DIR] [--model-id ID]
-        (Re)build the model card (README.md + PNG figures) of a run's final model(s).
+    kemd-emotion card RUN_DIR [--row ROW] [--checkpoint-dir DIR] [--model-id ID]
+        (Re)build the model card (README.md + PNG figures) of a run's final model(s). --fusion: alias of --row.
     kemd-emotion push CHECKPOINT_DIR REPO_ID [--private]
         Upload a checkpoint (weights, processor, code, card, figures) to the Hugging Face Hub in one commit.
     kemd-emotion make-sample OUT_DIR [...]
@@ -98,11 +98,11 @@ def build_parser(with_make_sample: bool = True) -> argparse.ArgumentParser:
     predict.set_defaults(func=run_predict)
 
     card = commands.add_parser("card", help="(re)build the model card of a run's final model(s)")
-    card.add_argument("run_dir", help="the run's --output_dir (run_args.json, {fusion}/fold*/, {fusion}/final/)")
-    card.add_argument("--fusion", default=None,
+    card.add_argument("run_dir", help="the run's --output_dir (run_args.json, {row}/fold*/, {row}/final/)")
+    card.add_argument("--row", "--fusion", dest="row", default=None,
                       help="which row's model: its folder in the run, e.g. cat or cat+rare (default: every row with "
-                           "finished folds)")
-    card.add_argument("--checkpoint-dir", default=None, help="where to write the card (default: {fusion}/final)")
+                           "finished folds); --fusion is its former name")
+    card.add_argument("--checkpoint-dir", default=None, help="where to write the card (default: {row}/final)")
     card.add_argument("--model-id", default=None, help="the Hub repo id the card's examples load")
     card.set_defaults(func=run_card)
 
@@ -310,19 +310,18 @@ def _report(entry: dict, error: Exception) -> None:
 
 # ---------------------------------------------------------------------------------------------------- card, push
 def run_card(args: argparse.Namespace) -> int:
-    from .modelcard import write_model_card
-
+    from .experiment.model_card import write_model_card
     from .experiment.run_directory import finished_runs, row_folders
 
     run_dir = Path(args.run_dir)
-    fusions = [args.fusion] if args.fusion else [name for name in row_folders(run_dir) if finished_runs(run_dir, name)]
-    if not fusions:
-        raise CommandError(f"{str(run_dir)!r} holds no finished fold ({{fusion}}/[seed*/]fold*/metrics.json).")
-    if args.checkpoint_dir and len(fusions) > 1:
-        raise CommandError(f"--checkpoint-dir needs --fusion: the run has {', '.join(fusions)}.")
-    for fusion in fusions:
+    rows = [args.row] if args.row else [name for name in row_folders(run_dir) if finished_runs(run_dir, name)]
+    if not rows:
+        raise CommandError(f"{str(run_dir)!r} holds no finished fold ({{row}}/[seed*/]fold*/metrics.json).")
+    if args.checkpoint_dir and len(rows) > 1:
+        raise CommandError(f"--checkpoint-dir needs --row: the run has {', '.join(rows)}.")
+    for row in rows:
         try:
-            path = write_model_card(run_dir, fusion, args.checkpoint_dir, model_id=args.model_id)
+            path = write_model_card(run_dir, row, args.checkpoint_dir, model_id=args.model_id)
         except ValueError as error:
             raise CommandError(str(error)) from error
         print(path)

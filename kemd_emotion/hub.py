@@ -46,7 +46,7 @@ def save_checkpoint(model, processor, save_directory: str | os.PathLike, card: M
         model: a `KlueWav2Vec2ForEmotion`.
         processor: its `KlueWav2Vec2Processor`.
         save_directory: created if needed.
-        card: a `huggingface_hub.ModelCard` or markdown text (see `kemd_emotion.modelcard`).
+        card: a `huggingface_hub.ModelCard` or markdown text (see `kemd_emotion.experiment.model_card`).
 
     Returns:
         The directory, as a `Path`.

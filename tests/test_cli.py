@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 import soundfile
-from conftest import speech_like
-from test_hub import FakeHub
-from test_modelcard import make_run_dir
+from helpers.audio import speech_like
+from helpers.hub import FakeHub
+from helpers.runs import make_run_dir
 from transformers import pipeline
 
 from kemd_emotion.cli import main

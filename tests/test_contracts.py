@@ -5,7 +5,7 @@ Every model here exists four ways (kemd_emotion.testing_utils.CONSTRUCTION_PATHS
 them with the real checkpoints' settings: `do_lower_case=False`, `return_attention_mask=False`, `do_normalize=True`),
 reloaded with `from_pretrained`, and loaded with `trust_remote_code` in a fresh interpreter where kemd_emotion cannot
 be imported. The same weights must give the same outputs on each, and every property below is checked on each. The
-fresh interpreter runs once for this module (tests/contract_probes.py over all checkpoints); its numbers are compared
+fresh interpreter runs once for this module (tests/helpers/contract_probes.py over all checkpoints); its numbers are compared
 here.
 """
 
@@ -21,9 +21,8 @@ import pytest
 import torch
 from transformers import AutoModel, pipeline
 
-from conftest import speech_like
-from test_hub import BLOCK_KEMD_EMOTION
-from contract_probes import (
+from helpers.audio import speech_like
+from helpers.contract_probes import (
     attention_report,
     batch_and_alone,
     checkpointing_gradients,
@@ -33,6 +32,7 @@ from contract_probes import (
     pipeline_outputs,
     rare_emotion_report,
 )
+from helpers.fresh_process import BLOCK_KEMD_EMOTION
 from kemd_emotion import KlueWav2Vec2ForEmotion
 from kemd_emotion.testing_utils import (
     CONSTRUCTION_PATHS,
@@ -159,7 +159,7 @@ def remote(zoo, clips, tmp_path_factory):
     (work / "plan.json").write_text(json.dumps(plan))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(work / "modules"), "PYTHONPATH": "",
            "OMP_NUM_THREADS": "2"}
-    script = Path(__file__).with_name("contract_probes.py")
+    script = Path(__file__).parent / "helpers" / "contract_probes.py"
     run_script = BLOCK_KEMD_EMOTION + f"import runpy\nsys.path.insert(0, {str(script.parent)!r})\nrunpy.run_path({str(script)!r}, run_name='__main__')\n"
     result = subprocess.run([sys.executable, "-c", run_script, str(work / "plan.json"), str(work / "out.npz")],
                             cwd=work, env=env, capture_output=True, text=True, timeout=600)

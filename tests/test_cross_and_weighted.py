@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import speech_like
+from helpers.audio import speech_like
 from kemd_emotion import KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion
 from kemd_emotion.modeling_klue_wav2vec2 import CrossModalAttention, CrossModalFusion
 from kemd_emotion.testing_utils import tiny_audio_config, tiny_config, tiny_text_config
@@ -216,12 +216,12 @@ def test_text_and_audio_configs_must_be_supported_encoder_types():
 
 def test_the_experiment_accepts_the_cross_row():
     from kemd_emotion.experiment.rows import parse_row
-    from kemd_emotion.experiment.arguments import parse_fusions
+    from kemd_emotion.experiment.arguments import parse_row_names
 
-    assert parse_fusions("cross,text,cat") == ["text", "cat", "cross"]
-    assert parse_fusions("all") == ["text", "speech", "cat", "add"]  # the paper's four rows
+    assert parse_row_names("cross,text,cat") == ["text", "cat", "cross"]
+    assert parse_row_names("all") == ["text", "speech", "cat", "add"]  # the paper's four rows
     assert parse_row("cross").title == "Cross (cross-modal attention)"
     assert parse_row("cat+weighted").options == {"fusion": "cat", "audio_representation": "weighted"}
-    with pytest.raises(ValueError, match=r"--fusion 'crossed': row 'crossed': expected a fusion "
+    with pytest.raises(ValueError, match=r"--rows 'crossed': row 'crossed': expected a fusion "
                                          r"\(cat, add, text, speech, cross\)"):
-        parse_fusions("crossed")
+        parse_row_names("crossed")

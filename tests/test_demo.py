@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from conftest import speech_like
-from test_hub import assert_same_output
+from helpers.audio import speech_like
+from helpers.outputs import assert_same_output
 from transformers import pipeline
 
 from kemd_emotion.cli import main

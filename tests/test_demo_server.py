@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from conftest import speech_like
+from helpers.audio import speech_like
 from transformers import pipeline
 
 from kemd_emotion.demo import decision_thresholds

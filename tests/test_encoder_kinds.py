@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from conftest import speech_like
+from helpers.audio import speech_like
 from kemd_emotion import KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion, KlueWav2Vec2Processor
 from kemd_emotion.configuration_klue_wav2vec2 import SUPPORTED_AUDIO_MODEL_TYPES, SUPPORTED_TEXT_MODEL_TYPES
 from kemd_emotion.testing_utils import (

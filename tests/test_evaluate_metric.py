@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
-from test_hub import BLOCK_KEMD_EMOTION
+from helpers.fresh_process import BLOCK_KEMD_EMOTION
 
 from kemd_emotion import EMOTIONS, REGRESSION_TARGETS
 from kemd_emotion import metrics as package_metrics

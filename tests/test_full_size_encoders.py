@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_hub import BLOCK_KEMD_EMOTION
+from helpers.fresh_process import BLOCK_KEMD_EMOTION
 
 from kemd_emotion.data import load_kemdy, write_sample_corpus
 from kemd_emotion.experiment.arguments import has_accelerator

@@ -3,7 +3,6 @@ in a fresh process where kemd_emotion cannot be imported (loaded as the toolkit 
 errors that name the field while the next request is still answered."""
 
 import base64
-import importlib.util
 import io
 import json
 import os
@@ -15,8 +14,10 @@ import time
 import numpy as np
 import pytest
 import soundfile
-from conftest import speech_like
-from test_hub import BLOCK_KEMD_EMOTION, assert_same_output
+from helpers.audio import speech_like
+from helpers.endpoint import load_handler_module
+from helpers.fresh_process import BLOCK_KEMD_EMOTION
+from helpers.outputs import assert_same_output
 from transformers import pipeline
 
 from kemd_emotion.hub import save_checkpoint
@@ -28,14 +29,6 @@ def encode(audio: np.ndarray, rate: int, fmt: str = "WAV", subtype: str = "PCM_1
     buffer = io.BytesIO()
     soundfile.write(buffer, audio, rate, format=fmt, subtype=subtype)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def load_handler_module(checkpoint):
-    """Import `checkpoint/handler.py` as huggingface-inference-toolkit does: a top-level module, folder on sys.path."""
-    spec = importlib.util.spec_from_file_location("handler", os.path.join(checkpoint, "handler.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,15 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import speech_like
-from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi, RepoUrl
+from helpers.audio import speech_like
+from helpers.fresh_process import BLOCK_KEMD_EMOTION
+from helpers.hub import fake_hub  # noqa: F401 (a fixture)
+from helpers.outputs import assert_same_output
 from transformers import AutoModel, AutoProcessor, pipeline
 
 from kemd_emotion import EmotionMultimodalPipeline, KlueWav2Vec2ForEmotion, KlueWav2Vec2Processor
@@ -21,50 +22,6 @@ from kemd_emotion.hub import REMOTE_CODE_FILES, check_checkpoint, push_checkpoin
 
 TEXT = "안녕하세요 오늘 날씨가 정말 좋네요"
 REPO_ID = "someone/kemd-emotion-cat"
-
-
-class FakeHub:
-    """Stands in for the Hub: `HfApi.create_repo` / `create_commit` are patched to act on `root / repo_id`."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.repos, self.commits = [], []
-
-    def folder(self, repo_id: str) -> Path:
-        return self.root / repo_id
-
-    def create_repo(self, api, repo_id, *, token=None, private=None, repo_type=None, exist_ok=False, **kwargs):
-        if self.folder(repo_id).exists() and not exist_ok:
-            raise FileExistsError(repo_id)
-        self.folder(repo_id).mkdir(parents=True, exist_ok=True)
-        self.repos.append({"repo_id": repo_id, "private": private, "repo_type": repo_type, "exist_ok": exist_ok})
-        return RepoUrl(f"https://huggingface.co/{repo_id}")
-
-    def create_commit(self, api, repo_id, operations, *, commit_message, commit_description=None, **kwargs):
-        folder = self.folder(repo_id)
-        assert folder.is_dir(), "create_commit before create_repo"
-        paths = []
-        for operation in operations:
-            target = folder / operation.path_in_repo
-            if isinstance(operation, CommitOperationAdd):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with operation.as_file() as source:
-                    target.write_bytes(source.read())
-            elif isinstance(operation, CommitOperationDelete):
-                target.unlink()
-            paths.append(operation.path_in_repo)
-        self.commits.append({"repo_id": repo_id, "message": commit_message, "paths": paths, **kwargs})
-        oid = f"{len(self.commits):040x}"
-        return CommitInfo(commit_url=f"https://huggingface.co/{repo_id}/commit/{oid}", commit_message=commit_message,
-                          commit_description=commit_description or "", oid=oid)
-
-
-@pytest.fixture
-def fake_hub(tmp_path, monkeypatch):
-    hub = FakeHub(tmp_path / "hub")
-    monkeypatch.setattr(HfApi, "create_repo", lambda api, *a, **kw: hub.create_repo(api, *a, **kw))
-    monkeypatch.setattr(HfApi, "create_commit", lambda api, *a, **kw: hub.create_commit(api, *a, **kw))
-    return hub
 
 
 @pytest.fixture(scope="module")
@@ -145,20 +102,6 @@ def test_incomplete_checkpoint_is_refused_before_any_upload(fake_hub, tmp_path):
     assert fake_hub.repos == [] and fake_hub.commits == []
 
 
-BLOCK_KEMD_EMOTION = textwrap.dedent(
-    """
-    import json, sys
-
-    class BlockKemdEmotion:  # this process must not find the package, whatever sys.path holds
-        def find_spec(self, name, path=None, target=None):
-            if name == "kemd_emotion" or name.startswith("kemd_emotion."):
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
-
-    sys.meta_path.insert(0, BlockKemdEmotion())
-    """
-)
-"""The start of a script for a fresh process where kemd_emotion cannot be imported (trust_remote_code tests)."""
-
 FRESH_PROCESS = BLOCK_KEMD_EMOTION + textwrap.dedent(
     """
     import numpy as np
@@ -224,13 +167,3 @@ def test_trust_remote_code_pipeline_in_a_fresh_process(fake_hub, model, tiny_pro
             assert_same_output(got, want)
         assert [(c["start"], c["end"]) for c in result["chunked"]["chunks"]] == [
             (c["start"], c["end"]) for c in want_chunked["chunks"]]
-
-
-def assert_same_output(got: dict, want: dict, atol: float = 1e-4) -> None:
-    assert set(got) == set(want)
-    assert [e["label"] for e in got["emotions"]] == [e["label"] for e in want["emotions"]]
-    assert got["labels"] == want["labels"]
-    np.testing.assert_allclose([e["score"] for e in got["emotions"]], [e["score"] for e in want["emotions"]], atol=atol)
-    np.testing.assert_allclose([got["arousal"], got["valence"]], [want["arousal"], want["valence"]], atol=atol)
-    for got_chunk, want_chunk in zip(got.get("chunks", []), want.get("chunks", [])):
-        assert_same_output(got_chunk, want_chunk, atol)

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModel, BertModel, Wav2Vec2Model
 from transformers.models.wav2vec2.modeling_wav2vec2 import Wav2Vec2EncoderLayer, Wav2Vec2EncoderLayerStableLayerNorm
 
-from conftest import speech_like
+from helpers.audio import speech_like
 from kemd_emotion import EMOTIONS, KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion
 from kemd_emotion.modeling_klue_wav2vec2 import (
     concordance_correlation,

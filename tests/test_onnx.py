@@ -22,8 +22,8 @@ import onnx
 import pytest
 import soundfile
 import torch
-from conftest import speech_like
-from test_hub import BLOCK_KEMD_EMOTION
+from helpers.audio import speech_like
+from helpers.fresh_process import BLOCK_KEMD_EMOTION
 from transformers import pipeline
 
 import kemd_emotion.onnx as onnx_export
@@ -319,7 +319,7 @@ def test_onnx_model_refuses_a_misspelt_option_naming_it_and_the_options(exports)
 
 def test_endpoint_handler_serves_the_onnx_folder(exports, clips):
     """The folder's handler.py (Inference Endpoints) answers with the checkpoint's numbers, on onnxruntime."""
-    from test_handler import load_handler_module
+    from helpers.endpoint import load_handler_module
 
     found = exports(REFERENCE)
     handler = load_handler_module(found["folder"]).EndpointHandler(str(found["folder"]))

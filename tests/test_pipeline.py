@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import speech_like
+from helpers.audio import speech_like
+from helpers.outputs import flat
 from transformers import pipeline
 
 from kemd_emotion import EMOTIONS, EmotionMultimodalPipeline
@@ -31,12 +32,6 @@ def pipe(model, tiny_processor):
 @pytest.fixture(scope="module")
 def clip():
     return speech_like(np.random.default_rng(1), 1.2)
-
-
-def flat(result) -> np.ndarray:
-    """Scores in EMOTIONS order, then arousal and valence: one vector to compare outputs with."""
-    scores = {emotion["label"]: emotion["score"] for emotion in result["emotions"]}
-    return np.array([scores[name] for name in EMOTIONS] + [result["arousal"], result["valence"]])
 
 
 def expected(model, processor, text, audio) -> np.ndarray:

@@ -6,7 +6,7 @@ import soundfile
 import torch
 from transformers import Wav2Vec2FeatureExtractor
 
-from conftest import speech_like
+from helpers.audio import speech_like
 from kemd_emotion import KlueWav2Vec2Processor, load_audio
 from kemd_emotion.testing_utils import train_wordpiece_tokenizer
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import speech_like
-from test_run_emotion import sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
+from helpers.audio import speech_like
+from helpers.runs import sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
 from transformers import pipeline
 
 from kemd_emotion import EMOTIONS, KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion
@@ -265,7 +265,7 @@ def test_validation_slice_errors():
 
 # ---------------------------------------------------------------------------------------------------- the experiment
 def test_rows_tune_thresholds_on_training_rows_only_and_record_what_they_used(tmp_path, sample_dir):  # noqa: F811
-    """`--fusion cat+rare`: per fold, the thresholds are the best-F1 ones on the validation predictions, whose rows
+    """`--rows cat+rare`: per fold, the thresholds are the best-F1 ones on the validation predictions, whose rows
     are training rows of that fold (never its test rows); the positive weights are those of the rows it trained on;
     the tuned F-scores are those of the test predictions at the thresholds; the final model's config carries both."""
     from kemd_emotion.data import multi_hot
@@ -273,7 +273,7 @@ def test_rows_tune_thresholds_on_training_rows_only_and_record_what_they_used(tm
     from kemd_emotion.metrics import tuned_emotion_scores
 
     output_dir = tmp_path / "run"
-    experiment = Experiment(*parse_arguments(tiny_run_arguments(sample_dir, output_dir, "--fusion", "cat,cat+rare",
+    experiment = Experiment(*parse_arguments(tiny_run_arguments(sample_dir, output_dir, "--rows", "cat,cat+rare",
                                                                 "--fold_by", "random")))
     summary = experiment.run()
     segment_ids = np.asarray(experiment.dataset["segment_id"])
@@ -316,18 +316,18 @@ def test_experiment_options_fail_clearly(tmp_path, sample_dir):  # noqa: F811
     def build(*argv):
         return Experiment(*parse_arguments(tiny_run_arguments(sample_dir, tmp_path / "run", *argv)))
 
-    with pytest.raises(ValueError, match=r"--fusion 'cat\+late': row 'cat\+late': expected a fusion .* optionally "
+    with pytest.raises(ValueError, match=r"--rows 'cat\+late': row 'cat\+late': expected a fusion .* optionally "
                                          r"followed by modifiers joined with '\+' \(rare, posweight, thresholds, conv"):
-        build("--fusion", "cat+late")
+        build("--rows", "cat+late")
     with pytest.raises(ValueError, match="a text-only row has no speech features"):
-        build("--fusion", "text+hidden")
+        build("--rows", "text+hidden")
     with pytest.raises(ValueError, match=r"--emotion_pos_weight 'balanced': expected 'auto' .* 7 positive numbers"):
         build("--emotion_pos_weight", "balanced")
     with pytest.raises(ValueError, match=r"--validation_fraction 0.9: expected a share .* in \(0, 0.5\]"):
         build("--validation_fraction", "0.9")
     # Session folds of the tiny corpus leave one session to train on: no slice can be held out. Refused before any
     # training.
-    experiment = build("--fusion", "cat+rare", "--fold_by", "session")
+    experiment = build("--rows", "cat+rare", "--fold_by", "session")
     with pytest.raises(ValueError, match=r"row 'cat\+rare' tunes decision thresholds .* at least two groups are "
                                          r"needed\. Use fewer --num_folds, another --fold_by"):
         experiment.run()

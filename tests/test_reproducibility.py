@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from test_run_emotion import SCRIPT, read_json, run, sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
+from helpers.runs import SCRIPT, read_json, run, sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
 
 from kemd_emotion.experiment import EXIT_AFTER_SAVE_ENV, format_table, write_json, write_summary
 
@@ -30,7 +30,7 @@ def test_the_same_command_in_two_fresh_processes_gives_the_same_bytes(tmp_path, 
         output_dir = tmp_path / name
         # cat+rare: positive weights from the training rows, thresholds tuned on a slice of them (random folds: the
         # tiny corpus' session folds leave one session to train on, too few to hold a slice out).
-        result = run([sys.executable, str(SCRIPT), *tiny_run_arguments(sample_dir, output_dir, "--fusion",
+        result = run([sys.executable, str(SCRIPT), *tiny_run_arguments(sample_dir, output_dir, "--rows",
                                                                        "text,cat+rare", "--fold_by", "random")])
         assert result.returncode == 0, result.stderr[-5000:]
         outputs.append(output_dir)

@@ -6,8 +6,8 @@ import dataclasses
 import logging
 
 import pytest
-from test_hub import fake_hub  # noqa: F401 (a fixture)
-from test_run_emotion import read_json, sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
+from helpers.hub import fake_hub  # noqa: F401 (a fixture)
+from helpers.runs import read_json, sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
 
 from kemd_emotion.experiment import (
     NOT_FINGERPRINTED,
@@ -21,7 +21,7 @@ from kemd_emotion.experiment import (
 )
 from kemd_emotion.experiment.run_directory import check_previous_run, fingerprint_differences, option_defaults
 from kemd_emotion.hub import PICKLE_SUFFIXES, check_checkpoint, push_checkpoint
-from kemd_emotion.modelcard import load_run
+from kemd_emotion.experiment.model_card import load_run
 
 
 def snapshot(directory):
@@ -64,6 +64,37 @@ def test_other_settings_are_refused_with_the_list_and_nothing_is_touched(finishe
     assert {name: after[name] for name in before if "/fold" in name} == {
         name: data for name, data in before.items() if "/fold" in name}
     assert after["summary.json"] == before["summary.json"]
+
+
+def test_a_run_directory_written_before_rows_were_named_resumes(finished_run, tmp_path, caplog):
+    """A run_args.json of the former option name (model.fusion, the preset's "fusion", a "fusions" list, a {fusion}
+    layout) is the same run: its fingerprint never held the rows, so the same command resumes it, given with the
+    former --fusion, and the table it gives is the same."""
+    import shutil
+
+    output_dir, arguments = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(output_dir, copy)
+    run_args = read_json(copy / "run_args.json")
+    assert "rows" not in run_args["fingerprint"] and "fusion" not in run_args["fingerprint"]
+    run_args["model"] = {("fusion" if key == "rows" else key): value for key, value in run_args["model"].items()}
+    for key in ("values", "applied"):
+        run_args["preset"][key] = {("fusion" if name == "rows" else name): value
+                                   for name, value in run_args["preset"][key].items()}
+    run_args["preset"]["explicit"] = sorted("fusion" if name == "rows" else name
+                                            for name in run_args["preset"]["explicit"])
+    run_args.update(fusions=list(run_args["rows"]), layout="{fusion}/fold{k}")
+    write_json(copy / "run_args.json", run_args)
+    before = snapshot(copy)
+    former = [{"--rows": "--fusion", str(output_dir): str(copy)}.get(value, value) for value in arguments]
+    assert "--fusion" in former and str(copy) in former
+    with caplog.at_level(logging.INFO, logger="kemd_emotion.experiment"):
+        main(former)
+    assert "cat fold 0/2: already done, skipped" in caplog.text and "cat fold 1/2: already done" in caplog.text
+    after = snapshot(copy)
+    assert {name: after[name] for name in before if "/fold" in name or name.startswith("summary.")} == {
+        name: data for name, data in before.items() if "/fold" in name or name.startswith("summary.")}
+    assert load_run(copy, "cat").fusion == "cat"
 
 
 def test_overwrite_output_dir_starts_over(tmp_path, sample_dir):  # noqa: F811

@@ -2,15 +2,13 @@
 
 import dataclasses
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.runs import REPO, SCRIPT, read_json, run, sample_dir, tiny_run_arguments  # noqa: F401 (sample_dir: a fixture)
 
 from kemd_emotion.experiment import (
     EXIT_AFTER_SAVE_ENV,
@@ -20,7 +18,6 @@ from kemd_emotion.experiment import (
     Experiment,
     ModelArguments,
     RunArguments,
-    has_accelerator,
     format_table,
     last_complete_checkpoint,
     parse_arguments,
@@ -28,42 +25,6 @@ from kemd_emotion.experiment import (
     write_json,
     write_summary,
 )
-
-CPU_ONLY = not has_accelerator()
-"""On a CPU-only machine the script must find its way to gloo DDP by itself: no --use_cpu is passed then."""
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "examples" / "run_emotion.py"
-
-
-@pytest.fixture(scope="module")
-def sample_dir(tmp_path_factory):
-    """The tiny sample corpus (20 usable rows, with the release's faults), written once for every run here."""
-    from kemd_emotion.data import write_sample_corpus
-
-    directory = tmp_path_factory.mktemp("corpus") / "kemdy20"
-    write_sample_corpus(directory, name="kemdy20", size="tiny")
-    return directory
-
-
-def tiny_run_arguments(sample_dir, output_dir, *extra):
-    return [
-        "--output_dir", str(output_dir), "--sample_dir", str(sample_dir), "--sample_size", "tiny",
-        "--num_folds", "2", "--fusion", "cat", "--num_train_epochs", "1", "--per_device_train_batch_size", "4",
-        "--per_device_eval_batch_size", "4", "--sample_vocab_size", "300", "--disable_tqdm", "true",
-        *([] if CPU_ONLY else ["--use_cpu", "true"]), *extra,
-    ]
-
-
-def run(command, env_extra=None, timeout=240):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop(EXIT_AFTER_SAVE_ENV, None)
-    env.update(env_extra or {})
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def read_json(path):
-    return json.loads(Path(path).read_text())
 
 
 def test_two_process_ddp_on_cpu(tmp_path, sample_dir):
@@ -158,7 +119,7 @@ def test_pretrained_encoders_from_local_folders(tmp_path, sample_dir):
 
     output_dir = tmp_path / "run"
     summary = main(["--text_model", str(text_dir), "--audio_model", str(audio_dir), "--data_dir", str(sample_dir),
-                    "--output_dir", str(output_dir), "--fusion", "add", "--num_folds", "2", "--folds", "1",
+                    "--output_dir", str(output_dir), "--rows", "add", "--num_folds", "2", "--folds", "1",
                     "--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--disable_tqdm", "true"])
     assert summary["rows"]["add"]["folds"] == [1] and summary["text_model"] == str(text_dir)
     # The paper's preset, recorded: every value it set, and each option given instead.
@@ -166,7 +127,7 @@ def test_pretrained_encoders_from_local_folders(tmp_path, sample_dir):
     preset = run_args["preset"]
     assert (preset["requested"], preset["preset"]) == ("auto", "paper") and preset["values"] == PRESETS["paper"]
     assert preset["overrides"] == {
-        "fusion": {"preset": "all", "given": "add"},
+        "rows": {"preset": "all", "given": "add"},
         "text_model": {"preset": "klue/bert-base", "given": str(text_dir)},
         "audio_model": {"preset": "facebook/wav2vec2-base", "given": str(audio_dir)},
         "num_folds": {"preset": 5, "given": 2},
@@ -213,17 +174,41 @@ def test_presets_and_explicit_options():
     assert (args.per_device_train_batch_size, args.learning_rate, args.num_train_epochs, args.adam_epsilon) == (
         32, 1e-5, 5.0, 1e-8)
     assert (data.num_folds, data.fold_by, data.annotations, data.max_audio_seconds) == (5, "contiguous", "all", 5.0)
-    assert (model.pooling, model.audio_representation, model.fusion) == ("last", "conv", "all")
+    assert (model.pooling, model.audio_representation, model.rows) == ("last", "conv", "all")
     assert args.train_sampling_strategy == "group_by_length" and args.length_column_name == "duration"
     assert not args.remove_unused_columns
     # best: our settings; its encoders fill in as a pair, never next to a given one.
     model, data, _, preset = parse_arguments(["--preset", "best"])
     assert (model.text_model, model.audio_model, model.pooling, data.fold_by, data.annotations) == (
         "klue/bert-base", "facebook/wav2vec2-base", "mean", "session", "speaker")
-    model, _, _, _ = parse_arguments(["--preset", "best", "--text_model", "my/bert", "--fusion", "text"])
+    model, _, _, _ = parse_arguments(["--preset", "best", "--text_model", "my/bert", "--rows", "text"])
     assert (model.text_model, model.audio_model) == ("my/bert", None)
     _, _, _, preset = parse_arguments(["--preset", "paper", "--pooling", "mean"])
     assert preset["overrides"] == {"pooling": {"preset": "last", "given": "mean"}}
+
+
+def test_fusion_is_the_former_name_of_rows(tmp_path):
+    """`--fusion` (and a .json file's "fusion") parse as `--rows` does: the same options, preset record and
+    fingerprint; giving both is refused."""
+    base = ["--output_dir", str(tmp_path), "--use_cpu", "true", "--num_folds", "2"]
+    by_rows = parse_arguments([*base, "--rows", "cat,cat+rare"])
+    by_former_name = parse_arguments([*base, "--fusion", "cat,cat+rare"])
+    assert by_rows == by_former_name and by_rows[0].rows == "cat,cat+rare" and "rows" in by_rows[3]["explicit"]
+    experiments = [Experiment(*parsed) for parsed in (by_rows, by_former_name)]
+    assert experiments[0].fingerprint == experiments[1].fingerprint
+    assert list(experiments[0].rows) == list(experiments[1].rows) == ["cat", "cat+rare"]
+    # The preset fills neither when either is given.
+    model, _, _, preset = parse_arguments(["--preset", "best", "--fusion", "text"])
+    assert model.rows == "text" and preset["overrides"]["rows"] == {"preset": "cross", "given": "text"}
+    with pytest.raises(ValueError, match=r"give --rows or --fusion \(its former name\), not both"):
+        parse_arguments([*base, "--rows", "cat", "--fusion", "add"])
+    for values in ({"fusion": "add"}, {"rows": "add"}):
+        options = tmp_path / "options.json"
+        options.write_text(json.dumps({"output_dir": str(tmp_path), **values}))
+        assert parse_arguments([str(options)])[0].rows == "add"
+    options.write_text(json.dumps({"output_dir": str(tmp_path), "rows": "add", "fusion": "cat"}))
+    with pytest.raises(ValueError, match="not both"):
+        parse_arguments([str(options)])
 
 
 def test_the_dataclass_defaults_are_the_papers():
@@ -241,14 +226,14 @@ def test_readme_shows_the_preset_table():
 
 
 def test_bad_arguments_fail_clearly(tmp_path, sample_dir):
-    with pytest.raises(ValueError, match="--fusion"):
-        Experiment(*_parsed(tmp_path, "--fusion", "late"))
+    with pytest.raises(ValueError, match="--rows 'late'"):
+        Experiment(*_parsed(tmp_path, "--rows", "late"))
     with pytest.raises(ValueError, match=r"--folds '7': expected fold numbers between 0 and 4 \(--num_folds 5\)"):
         Experiment(*_parsed(tmp_path, "--folds", "7"))
     with pytest.raises(ValueError, match=r"--folds 'one': expected fold numbers"):
         Experiment(*_parsed(tmp_path, "--folds", "one"))
     with pytest.raises(ValueError, match="needs --audio_model"):
-        Experiment(*_parsed(tmp_path, "--text_model", "klue/bert-base", "--fusion", "cat"))
+        Experiment(*_parsed(tmp_path, "--text_model", "klue/bert-base", "--rows", "cat"))
     with pytest.raises(ValueError, match=r"--preset 'paperish' is not a preset; expected one of auto, paper, sample"):
         _parsed(tmp_path, "--preset", "paperish")
     for seeds, message in (("1,2,1", "1 given twice"), ("1,x", "'x' is not an integer"), ("", "one or more integer"),

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoProcessor
 
-from conftest import speech_like
+from helpers.audio import speech_like
 from kemd_emotion import KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion, KlueWav2Vec2Processor
 
 TEXTS = ["안녕하세요 오늘 날씨가 정말 좋네요", "그건 너무 화가 나요"]

@@ -6,7 +6,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import speech_like
+from helpers.audio import speech_like
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from kemd_emotion import KlueWav2Vec2ForEmotion

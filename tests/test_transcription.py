@@ -13,9 +13,9 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import speech_like
-from test_hub import BLOCK_KEMD_EMOTION
-from test_pipeline import flat
+from helpers.audio import speech_like
+from helpers.fresh_process import BLOCK_KEMD_EMOTION
+from helpers.outputs import flat
 from transformers import BertModel, pipeline
 
 from kemd_emotion.pipeline_emotion import TranscriptionError

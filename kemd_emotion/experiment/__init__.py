@@ -3,12 +3,15 @@
 `examples/run_emotion.py` is a thin wrapper around `main`; everything here is importable so that tests and other
 scripts can run folds, resume them and rebuild the table. Where things are:
 
-    arguments.py       the options (three dataclasses), their parsing, --fusion / --folds / --seeds lists
+    arguments.py       the options (three dataclasses), their parsing, --rows / --folds / --seeds lists
     presets.py         paper / sample / best: one row per option (the README's preset table is made from it)
+    rows.py            the table's rows: the model's fusion and modifiers (cat+rare, ...), row sets
     run_directory.py   the layout below, the settings fingerprint, resuming, atomic and reproducible files
     preparation.py     the corpus, unusable clips left out, the processor, the folds (checked for leaks)
-    fold.py            one fold's training and testing; the final models (no pickles)
+    fold.py            one fold's training and testing, given a FoldSetup and a row; the final models (no pickles)
+    processes.py       which process writes, and how all of them take the same branch
     summary.py         summary.json and the table (mean ± std over seeds x folds)
+    model_card.py      each final model's README.md and figures, from the run directory (as the summary)
     runner.py          `Experiment` (the loop) and `main`
 
 Run directory (``OUTPUT_DIR``)::
@@ -17,14 +20,14 @@ Run directory (``OUTPUT_DIR``)::
     processor/                           the processor every fold uses (tokenizer + feature extractor)
     skipped_audio.json                   rows left out because their audio cannot be used (segment_id -> reason)
     sample_corpus/, cache/               the embedded default's synthetic corpus and its datasets cache
-    {fusion}/fold{k}/metrics.json        test metrics of fold k (k = 0..K-1); written last: it marks the fold done
-    {fusion}/fold{k}/predictions.npz     segment_id (N,), logits (N, 7), regression (N, 2), labels (N, 7),
+    {row}/fold{k}/metrics.json        test metrics of fold k (k = 0..K-1); written last: it marks the fold done
+    {row}/fold{k}/predictions.npz     segment_id (N,), logits (N, 7), regression (N, 2), labels (N, 7),
                                          regression_labels (N, 2), in the order of the fold's test rows
-    {fusion}/seed{s}/fold{k}/...         the same per seed, when --seeds gives several
-    {fusion}/fold{k}/checkpoint-*/       Trainer checkpoints, for resuming; removed when the fold is done
+    {row}/seed{s}/fold{k}/...         the same per seed, when --seeds gives several
+    {row}/fold{k}/checkpoint-*/       Trainer checkpoints, for resuming; removed when the fold is done
                                          (unless --keep_checkpoints)
-    {fusion}/all_data/checkpoint-*/      with --final_model all_data: checkpoints of the training on all rows
-    {fusion}/final/                      the saved model (safetensors + code, trust_remote_code), processor and
+    {row}/all_data/checkpoint-*/      with --final_model all_data: checkpoints of the training on all rows
+    {row}/final/                      the saved model (safetensors + code, trust_remote_code), processor and
                                          training_args.json; final_info.json says what it is; README.md + figures:
                                          its model card. No pickle files.
     summary.json, summary.md             the table: mean ± std over all seed x fold runs
@@ -40,18 +43,19 @@ alone prepares the data first, and alone writes files. Multi-node runs need ``--
 
 from .arguments import (
     FINAL_MODELS,
-    FUSION_ORDER,
     DataArguments,
     ModelArguments,
     RunArguments,
     has_accelerator,
     parse_arguments,
     parse_folds,
-    parse_fusions,
+    parse_row_names,
     parse_seeds,
 )
 from .fold import EXIT_AFTER_SAVE_ENV
+from .model_card import load_run, write_model_card
 from .presets import PRESET_NAMES, PRESET_OPTIONS, PRESETS, SAMPLE_PRESET, preset_table_markdown
+from .rows import PAPER_ROWS
 from .run_directory import (
     NOT_FINGERPRINTED,
     fingerprint,
@@ -72,6 +76,8 @@ __all__ = [
     "Experiment",
     "parse_arguments",
     "write_summary",
+    "write_model_card",
+    "load_run",
     "format_table",
     "last_complete_checkpoint",
     "main",
@@ -85,14 +91,14 @@ __all__ = [
     "fingerprint",
     "finished_runs",
     "fold_directory",
-    "parse_fusions",
+    "parse_row_names",
+    "PAPER_ROWS",
     "parse_folds",
     "parse_seeds",
     "has_accelerator",
     "read_json",
     "write_json",
     "write_npz",
-    "FUSION_ORDER",
     "FINAL_MODELS",
     "ROW_NAMES",
     "TABLE_METRICS",

@@ -20,8 +20,8 @@ from ..trainer import EmotionTrainingArguments
 from .presets import AUTO, PRESET_NAMES, apply_preset
 from .rows import MODIFIERS, PAPER_ROWS, ROW_SETS, parse_rows
 
-FUSION_ORDER = PAPER_ROWS
-"""The paper's four rows, in the table's order."""
+FORMER_ROWS_OPTION = "fusion"
+"""The former name of ``--rows``, still accepted (``--fusion cat`` is ``--rows cat``)."""
 FINAL_MODELS = ("last_fold", "all_data", "none")
 FROM_PRESET = " Set by --preset unless given (see the README's preset table)."
 AUTO_WEIGHT = "auto"
@@ -31,12 +31,12 @@ AUTO_WEIGHT = "auto"
 class ModelArguments:
     """Which encoders, and how they are pooled and fused."""
 
-    fusion: str = field(
+    rows: str = field(
         default="all",
         metadata={"help": "The table's rows, comma-separated: a fusion (text, speech, cat, add, ...) optionally with "
                           f"modifiers joined by '+' ({', '.join(MODIFIERS)}; e.g. 'cat+rare'), or a row set: "
-                          f"{', '.join(f'{name} ({chr(44).join(rows)})' for name, rows in ROW_SETS.items())}."
-                          + FROM_PRESET},
+                          f"{', '.join(f'{name} ({chr(44).join(rows)})' for name, rows in ROW_SETS.items())}. "
+                          f"--{FORMER_ROWS_OPTION} is its former name (an alias)." + FROM_PRESET},
     )
     text_model: str | None = field(
         default=None, metadata={"help": "Hub id or folder of the text encoder (the paper: klue/bert-base). Without it "
@@ -136,7 +136,7 @@ class RunArguments(EmotionTrainingArguments):
                           "adds the spread across seeds. Default: --seed alone."})
     final_model: str = field(
         default="last_fold",
-        metadata={"help": "What {fusion}/final holds: last_fold (the model of the last fold, trained on the other "
+        metadata={"help": "What {row}/final holds: last_fold (the model of the last fold, trained on the other "
                           "folds; with --seeds, of the first seed), all_data (one more training on every row) or none."})
     keep_checkpoints: bool = field(default=False, metadata={"help": "Keep the Trainer checkpoints of finished folds."})
     overwrite_output_dir: bool = field(
@@ -157,10 +157,13 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     (`kemd_emotion.experiment.presets.apply_preset`).
 
     Raises:
-        ValueError: an unknown preset, both --seed and --seeds, or a bad --seeds list.
+        ValueError: an unknown preset, both --rows and --fusion, both --seed and --seeds, or a bad --seeds list.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments))
+    # Its own destination, not a second name of --rows' action, so that giving both can be told and refused.
+    parser.add_argument(f"--{FORMER_ROWS_OPTION}", dest=FORMER_ROWS_OPTION, default=argparse.SUPPRESS,
+                        help="The former name of --rows: the same values. Give one of them.")
     if len(argv) == 1 and argv[0].endswith(".json"):
         values = json.loads(Path(argv[0]).read_text())
         explicit = set(values)
@@ -169,6 +172,11 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
         if remaining:
             parser.error(f"unrecognized arguments: {' '.join(remaining)}")
         values, explicit = vars(namespace), explicit_options(parser, argv)
+    if FORMER_ROWS_OPTION in values:
+        if "rows" in explicit:
+            raise ValueError(f"give --rows or --{FORMER_ROWS_OPTION} (its former name), not both.")
+        values["rows"] = values.pop(FORMER_ROWS_OPTION)
+        explicit = (set(explicit) - {FORMER_ROWS_OPTION}) | {"rows"}
 
     preset = apply_preset(values, explicit, values.get("preset", AUTO))
     if values.get("seeds") is not None:
@@ -209,9 +217,9 @@ def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[st
     return set(vars(namespace))
 
 
-def parse_fusions(value: str) -> list[str]:
-    """``"all"`` -> the paper's four rows; ``"cat+rare,text"`` -> ``["text", "cat+rare"]`` (row names, see
-    `kemd_emotion.experiment.rows`); raises on unknown names."""
+def parse_row_names(value: str) -> list[str]:
+    """``--rows``: ``"all"`` -> the paper's four rows; ``"cat+rare,text"`` -> ``["text", "cat+rare"]`` (row names,
+    see `kemd_emotion.experiment.rows`); raises on unknown names."""
     return [row.name for row in parse_rows(value)]
 
 
@@ -271,5 +279,5 @@ def parse_seeds(value: str) -> list[int]:
     return seeds
 
 
-__all__ = ["ModelArguments", "DataArguments", "RunArguments", "parse_arguments", "parse_fusions", "parse_folds",
-           "parse_positive_weight", "parse_seeds", "explicit_options", "has_accelerator", "FUSION_ORDER", "FINAL_MODELS", "PRESET_NAMES"]
+__all__ = ["ModelArguments", "DataArguments", "RunArguments", "parse_arguments", "parse_row_names", "parse_folds",
+           "parse_positive_weight", "parse_seeds", "explicit_options", "has_accelerator", "PAPER_ROWS", "FINAL_MODELS", "PRESET_NAMES"]

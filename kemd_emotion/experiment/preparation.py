@@ -8,6 +8,8 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
+
 from ..processing_klue_wav2vec2 import SAMPLING_RATE, KlueWav2Vec2Processor
 from .run_directory import write_json
 
@@ -147,5 +149,31 @@ def make_folds(dataset, data_args):
     return folds
 
 
+def validation_split(dataset, train_indices, data_args, row: str, tune_thresholds: bool
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(rows to train on, rows to tune thresholds on)`` out of `train_indices`: a slice of them held out, grouped
+    like the folds (`kemd_emotion.data.hold_out`: `data_args.validation_fraction`, `fold_by`, `fold_seed`), when
+    the row tunes thresholds; else all of them and None. Only `train_indices` are read, so the test fold never
+    reaches the slice.
+
+    Raises:
+        ValueError: naming `row`, when the training rows cannot give a slice.
+    """
+    from ..data import hold_out
+
+    train_indices = np.asarray(train_indices, dtype=np.int64)
+    if not tune_thresholds:
+        return train_indices, None
+    try:
+        fit, validation = hold_out(dataset, train_indices, data_args.validation_fraction, by=data_args.fold_by,
+                                   seed=data_args.fold_seed)
+    except ValueError as error:
+        raise ValueError(f"row {row!r} tunes decision thresholds on a slice of each fold's training rows: {error} "
+                         "Use fewer --num_folds, another --fold_by, or rows without threshold tuning.") from None
+    if not set(validation.tolist()) <= set(train_indices.tolist()):  # hold_out's promise, checked cheaply
+        raise RuntimeError("the validation slice holds rows outside the fold's training rows")
+    return fit, validation
+
+
 __all__ = ["load_corpus", "audio_problem", "drop_unusable_audio", "load_or_build_processor", "fetch_encoders",
-           "make_folds"]
+           "make_folds", "validation_split"]

@@ -33,8 +33,8 @@ class PresetOption:
 
 
 PRESET_OPTIONS: tuple[PresetOption, ...] = (
-    PresetOption("fusion", {"paper": "all", "sample": "all", "best": "cross"}, True,
-                 "The table's rows: all is the paper's four (--fusion full adds every other row of the README's main "
+    PresetOption("rows", {"paper": "all", "sample": "all", "best": "cross"}, True,
+                 "The table's rows: all is the paper's four (--rows full adds every other row of the README's main "
                  "table). best: cross-modal attention between the token and frame sequences; on the sample corpus "
                  "cross+weighted+posweight is the best row (macro F1 +13.3 over the paper's best row in 5 of 5 "
                  "folds, CCC avg +1.4)."),

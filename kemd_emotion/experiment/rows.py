@@ -1,25 +1,29 @@
 """The rows of the table: a fusion, optionally with modifiers that change the model options for that row alone.
 
-A row name is a fusion (``text``, ``speech``, ``cat``, ``add``, and any other the config accepts) followed by
-modifiers joined with ``+``: ``cat+rare`` is the cat model with the rare-emotion settings (positive weights from
-each fold's training rows and per-emotion decision thresholds tuned on a held-out slice of them), ``cat+hidden``
-the cat model on wav2vec2's last hidden state. Every row of a run shares the run's other options, seeds and folds,
+A row is not a fusion: a row name is the model's fusion (``text``, ``speech``, ``cat``, ``add``, and any other the
+config accepts) followed by modifiers joined with ``+``: ``cat+rare`` is the cat model with the rare-emotion
+settings (positive weights from each fold's training rows and per-emotion decision thresholds tuned on a held-out
+slice of them), ``cat+hidden`` the cat model on wav2vec2's last hidden state. Every row of a run shares the run's other options, seeds and folds,
 so rows can be compared fold by fold; each row trains in its own folder, ``OUTPUT_DIR/{row}/``.
 
 >>> [row.name for row in parse_rows("cat+rare,all")]
 ['text', 'speech', 'cat', 'add', 'cat+rare']
->>> parse_row("add+rare").options
+>>> row = parse_row("add+rare")
+>>> row.fusion, row.model_options
+('add', {'emotion_pos_weight': 'auto', 'tune_thresholds': True})
+>>> row.options
 {'fusion': 'add', 'emotion_pos_weight': 'auto', 'tune_thresholds': True}
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..configuration_klue_wav2vec2 import AUDIO_REPRESENTATIONS, FUSIONS
 
 PAPER_ROWS = ("text", "speech", "cat", "add")
-"""The paper's four rows, in the table's order (``--fusion all``)."""
+"""The paper's four rows, in the table's order (``--rows all``)."""
 
 RARE_EMOTION_OPTIONS = {"emotion_pos_weight": "auto", "tune_thresholds": True}
 MODIFIERS: dict[str, dict[str, object]] = {
@@ -52,12 +56,24 @@ ROW_SETS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class TableRow:
-    """One row: its name (also its folder), its fusion, and the model options its modifiers set."""
+    """One row: its name (also its folder), its model's fusion, its modifiers and the model options they set."""
 
     name: str
     fusion: str
+    """The model's fusion (`KlueWav2Vec2EmotionConfig.fusion`): ``cat`` for the row ``cat+rare``."""
     modifiers: tuple[str, ...] = ()
-    options: dict = field(default_factory=dict, compare=False, hash=False)
+    model_options: dict = field(default_factory=dict, compare=False, hash=False)
+    """The `ModelArguments` values its modifiers set, over the run's (``{"emotion_pos_weight": "auto", ...}``)."""
+
+    @property
+    def options(self) -> dict:
+        """Everything the row sets, as ``run_args.json`` and ``metrics.json`` record it: the fusion, then the
+        modifiers' model options."""
+        return {"fusion": self.fusion, **self.model_options}
+
+    def model_arguments(self, model_args):
+        """The run's `model_args` (a `ModelArguments`) with what this row's modifiers set."""
+        return dataclasses.replace(model_args, **self.model_options)
 
     @property
     def title(self) -> str:
@@ -74,7 +90,7 @@ def parse_row(name: str) -> TableRow:
         raise ValueError(f"row {name!r}: expected {expected}.")
     if len(set(modifiers)) != len(modifiers):
         raise ValueError(f"row {name!r}: a modifier is repeated; expected {expected}.")
-    options = {"fusion": fusion}
+    options = {}
     for modifier in modifiers:
         clash = {key for key in MODIFIERS[modifier] if key in options and options[key] != MODIFIERS[modifier][key]}
         if clash:
@@ -86,7 +102,7 @@ def parse_row(name: str) -> TableRow:
 
 
 def parse_rows(value: str) -> list[TableRow]:
-    """``--fusion``: row names and row sets (``all``, ``full``), comma-separated -> the rows, each once.
+    """``--rows``: row names and row sets (``all``, ``full``), comma-separated -> the rows, each once.
 
     The paper's rows come first in the paper's order, then the others in the order given.
     """
@@ -95,11 +111,11 @@ def parse_rows(value: str) -> list[TableRow]:
         if part:
             names.extend(ROW_SETS.get(part, (part,)))
     if not names:
-        raise ValueError(f"--fusion {value!r}: expected row names or {', '.join(ROW_SETS)}, comma-separated.")
+        raise ValueError(f"--rows {value!r}: expected row names or {', '.join(ROW_SETS)}, comma-separated.")
     try:
         rows = list({row.name: row for row in map(parse_row, names)}.values())
     except ValueError as error:
-        raise ValueError(f"--fusion {value!r}: {error} Row sets: {', '.join(ROW_SETS)}.") from None
+        raise ValueError(f"--rows {value!r}: {error} Row sets: {', '.join(ROW_SETS)}.") from None
     paper = [row for name in PAPER_ROWS for row in rows if row.name == name]
     return paper + [row for row in rows if row.name not in PAPER_ROWS]
 

@@ -34,14 +34,15 @@ NOT_FINGERPRINTED: dict[str, str] = {
     # what and where
     "output_dir": "where the run lives",
     "overwrite_output_dir": "starts the run over; not a setting of it",
-    "fusion": "selects rows of the table: each fusion trains in its own folder, independently of the others",
+    "rows": "selects rows of the table: each row trains in its own folder, independently of the others (its former "
+            "name, fusion, was never fingerprinted either: older run directories compare equal)",
     "folds": "selects folds: a fold's result does not depend on which other folds run",
     "seed": "fingerprinted as the resolved 'seeds' list",
     "seeds": "fingerprinted as the resolved 'seeds' list",
     "preset": "fingerprinted as the resolved preset name, and every value it set is fingerprinted itself",
     "sample_dir": "a path; the corpus is fingerprinted by its rows and folds (split sha256)",
     "cache_dir": "a path; the corpus is fingerprinted by its rows and folds (split sha256)",
-    "final_model": "what {fusion}/final holds, not the cross-validated results; final_info.json records it",
+    "final_model": "what {row}/final holds, not the cross-validated results; final_info.json records it",
     # checkpoints: resuming reproduces the uninterrupted run
     "keep_checkpoints": "checkpointing", "save_strategy": "checkpointing", "save_steps": "checkpointing",
     "save_total_limit": "checkpointing", "save_on_each_node": "checkpointing", "save_only_model": "checkpointing",
@@ -199,14 +200,14 @@ def clear_run(output_dir: str | os.PathLike, **ours) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------------- layout
-def fold_directory(output_dir: str | os.PathLike, fusion: str, fold: int, seed: int | None = None) -> Path:
-    """``{fusion}/fold{k}`` for a single-seed run (`seed` None), ``{fusion}/seed{s}/fold{k}`` with several seeds."""
-    base = Path(output_dir) / fusion
+def fold_directory(output_dir: str | os.PathLike, row: str, fold: int, seed: int | None = None) -> Path:
+    """``{row}/fold{k}`` for a single-seed run (`seed` None), ``{row}/seed{s}/fold{k}`` with several seeds."""
+    base = Path(output_dir) / row
     return (base if seed is None else base / f"seed{seed}") / f"fold{fold}"
 
 
-def finished_runs(output_dir: str | os.PathLike, fusion: str) -> list[dict]:
-    """The finished folds of `fusion`, both layouts: ``[{"seed", "fold", "metrics", "directory"}, ...]``.
+def finished_runs(output_dir: str | os.PathLike, row: str) -> list[dict]:
+    """The finished folds of `row`, both layouts: ``[{"seed", "fold", "metrics", "directory"}, ...]``.
 
     Sorted by seed (in the order ``run_args.json`` lists them) then fold. ``seed`` is None when neither the layout
     nor the metrics say it (runs of older versions).
@@ -214,7 +215,7 @@ def finished_runs(output_dir: str | os.PathLike, fusion: str) -> list[dict]:
     output_dir = Path(output_dir)
     seed_order = (read_json(output_dir / RUN_ARGS) or {}).get("seeds") or []
     runs = []
-    for path in [*(output_dir / fusion).glob(f"fold*/{METRICS}"), *(output_dir / fusion).glob(f"seed*/fold*/{METRICS}")]:
+    for path in [*(output_dir / row).glob(f"fold*/{METRICS}"), *(output_dir / row).glob(f"seed*/fold*/{METRICS}")]:
         fold_name, seed_name = path.parent.name, path.parent.parent.name
         if not fold_name[4:].isdigit():
             continue

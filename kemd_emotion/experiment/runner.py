@@ -1,4 +1,4 @@
-"""The orchestration: check the run directory, prepare the data, run every (fusion, seed, fold) not done yet, the
+"""The orchestration: check the run directory, prepare the data, run every (row, seed, fold) not done yet, the
 final models, the table and the model cards; `main` behind ``examples/run_emotion.py``."""
 
 from __future__ import annotations
@@ -12,36 +12,37 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import transformers
 from transformers.trainer_utils import enable_full_determinism
 
 from .arguments import (FINAL_MODELS, DataArguments, ModelArguments, RunArguments, parse_arguments, parse_folds,
                         parse_positive_weight, parse_seeds)
-from .fold import run_fold, train_final_on_all_data
-from .preparation import drop_unusable_audio, fetch_encoders, load_corpus, load_or_build_processor, make_folds
+from .fold import FoldSetup, run_fold, train_final_on_all_data
+from .model_card import write_model_card
+from .preparation import (drop_unusable_audio, fetch_encoders, load_corpus, load_or_build_processor, make_folds,
+                          validation_split)
+from .processes import Processes
 from .run_directory import (METRICS, RUN_ARGS, check_previous_run, check_split, clear_run, fingerprint,
                             fingerprint_sha256, fold_directory, option_defaults, split_sha256, write_json)
-from .rows import parse_rows
+from .rows import TableRow, parse_rows
 from .summary import write_summary
 
 logger = logging.getLogger("kemd_emotion.experiment")
 
 
 class Experiment:
-    """The k-fold cross-validation of one or more fusions over one or more seeds, with resume, predictions, final
+    """The k-fold cross-validation of one or more rows over one or more seeds, with resume, predictions, final
     models and the table.
 
     Every process of a distributed run builds one and calls `run`; only the main process writes files. Bad options
-    (fusions, folds, seeds, final model, encoders) raise a ValueError here, before anything is read or written.
+    (rows, folds, seeds, final model, encoders) raise a ValueError here, before anything is read or written.
     """
 
     def __init__(self, model_args: ModelArguments, data_args: DataArguments, args: RunArguments, preset: dict):
         self.model_args, self.data_args, self.args, self.preset = model_args, data_args, args, preset
         self.output_dir = Path(args.output_dir)
-        self.rows = {row.name: row for row in parse_rows(model_args.fusion)}
-        self.fusions = list(self.rows)  # the rows' names, which are also their folders
+        self.rows = {row.name: row for row in parse_rows(model_args.rows)}  # name (also its folder) -> row
         parse_positive_weight(model_args.emotion_pos_weight)
         if not 0 < data_args.validation_fraction <= 0.5:
             raise ValueError(f"--validation_fraction {data_args.validation_fraction!r}: expected a share of each fold's "
@@ -53,8 +54,9 @@ class Experiment:
             raise ValueError(f"final_model={args.final_model!r}: expected one of {', '.join(FINAL_MODELS)}.")
         self.pretrained = model_args.text_model is not None or model_args.audio_model is not None
         for row in self.rows.values():
-            self._check_encoders(row.fusion)
-        self.is_main = args.process_index == 0  # (sets the distributed state up)
+            self._check_encoders(row)
+        self.processes = Processes.of(args)  # (reading args.process_index sets the distributed state up)
+        self.is_main = self.processes.is_main
         from accelerate import PartialState
 
         self.state = PartialState()
@@ -63,44 +65,25 @@ class Experiment:
         self.fingerprint_sha256 = fingerprint_sha256(self.fingerprint)
         self.dataset = self.processor = self.folds = self.data_dir = None
 
-    def _check_encoders(self, fusion: str) -> None:
+    def _check_encoders(self, row: TableRow) -> None:
         if not self.pretrained:
             return
-        needs = {"text": ["text_model"], "speech": ["audio_model"]}.get(fusion, ["text_model", "audio_model"])
+        needs = {"text": ["text_model"], "speech": ["audio_model"]}.get(row.fusion, ["text_model", "audio_model"])
         missing = [name for name in needs if getattr(self.model_args, name) is None]
         if missing:
             raise ValueError(
-                f"fusion {fusion!r} needs --{' and --'.join(missing)} when pretrained encoders are used; give both "
+                f"fusion {row.fusion!r} needs --{' and --'.join(missing)} when pretrained encoders are used; give both "
                 "--text_model and --audio_model, or neither for the embedded small encoders."
             )
 
-    def model_args_for(self, row: str) -> ModelArguments:
-        """The model options of `row`: the run's, with what the row's fusion and modifiers set."""
-        return dataclasses.replace(self.model_args, **self.rows[row].options)
-
-    def validation_split(self, row: str, train_indices) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(rows to train on, rows to tune thresholds on)`` out of `train_indices`: a slice of them held out,
-        grouped like the folds (`kemd_emotion.data.hold_out`), when `row` tunes thresholds; else all of them and
-        None. Only `train_indices` are read, so the test fold never reaches the slice."""
-        train_indices = np.asarray(train_indices, dtype=np.int64)
-        if not self.model_args_for(row).tune_thresholds:
-            return train_indices, None
-        from ..data import hold_out
-
-        data = self.data_args
-        try:
-            fit, validation = hold_out(self.dataset, train_indices, data.validation_fraction, by=data.fold_by,
-                                       seed=data.fold_seed)
-        except ValueError as error:
-            raise ValueError(f"row {row!r} tunes decision thresholds on a slice of each fold's training rows: {error} "
-                             "Use fewer --num_folds, another --fold_by, or rows without threshold tuning.") from None
-        if not set(validation.tolist()) <= set(train_indices.tolist()):  # hold_out's promise, checked cheaply
-            raise RuntimeError("the validation slice holds rows outside the fold's training rows")
-        return fit, validation
-
-    def describe_fold(self, fusion: str, fold: int, seed: int) -> str:
-        """``"cat fold 1/5"``, or ``"cat seed 2 fold 1/5"`` with several seeds (log lines)."""
-        return f"{fusion}{f' seed {seed}' if self.several_seeds else ''} fold {fold}/{self.data_args.num_folds}"
+    def fold_setup(self) -> FoldSetup:
+        """What the fold code is given (after `prepare`): the options, the processor, the corpus and its folds."""
+        if self.dataset is None:
+            raise RuntimeError("prepare() the experiment before running its folds")
+        return FoldSetup(model_args=self.model_args, data_args=self.data_args, args=self.args, processor=self.processor,
+                         dataset=self.dataset, folds=self.folds, output_dir=self.output_dir, seeds=self.seeds,
+                         processes=self.processes, preset=self.preset["preset"],
+                         fingerprint_sha256=self.fingerprint_sha256)
 
     # ------------------------------------------------------------------ preparation (main process first)
     def check_run_directory(self) -> None:
@@ -130,9 +113,10 @@ class Experiment:
             self.dataset = drop_unusable_audio(dataset, self.output_dir / "skipped_audio.json",
                                                self.data_args.max_audio_seconds, self.is_main, self.args.disable_tqdm)
         self.folds = make_folds(self.dataset, self.data_args)  # every process: the same folds, or the same error
-        for row in self.rows:  # a fold whose validation slice cannot be made fails now, before any training
+        for row in self.rows.values():  # a fold whose validation slice cannot be made fails now, before any training
+            tune = row.model_arguments(self.model_args).tune_thresholds
             for train_indices, _ in self.folds:
-                self.validation_split(row, train_indices)
+                validation_split(self.dataset, train_indices, self.data_args, row.name, tune)
         self.split_sha256 = split_sha256(self.dataset["segment_id"], self.folds)
         if not self.args.overwrite_output_dir:
             self._raise_everywhere(lambda: check_split(self.output_dir, self.split_sha256))
@@ -144,7 +128,7 @@ class Experiment:
         if self.is_main:
             sizes = [len(test) for _, test in self.folds]
             logger.info("%d folds (%s) of %s test rows; running folds %s of %s with seed%s %s.", len(self.folds),
-                        self.data_args.fold_by, sizes, self.fold_numbers, ", ".join(self.fusions),
+                        self.data_args.fold_by, sizes, self.fold_numbers, ", ".join(self.rows),
                         "s" if self.several_seeds else "", ", ".join(map(str, self.seeds)))
             self._write_run_args()
 
@@ -155,11 +139,10 @@ class Experiment:
             "preset": self.preset,
             "fingerprint": self.fingerprint,
             "fingerprint_sha256": self.fingerprint_sha256,
-            "fusions": self.fusions,
             "rows": {name: row.options for name, row in self.rows.items()},
             "folds": self.fold_numbers,
             "seeds": self.seeds,
-            "layout": "{fusion}/seed{s}/fold{k}" if self.several_seeds else "{fusion}/fold{k}",
+            "layout": "{row}/seed{s}/fold{k}" if self.several_seeds else "{row}/fold{k}",
             "split": {
                 "data_dir": os.path.abspath(data.data_dir) if data.data_dir else None,
                 "dataset_name": data.dataset_name, "annotations": data.annotations, "num_folds": data.num_folds,
@@ -180,41 +163,44 @@ class Experiment:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict:
-        """Run every (fusion, seed, fold) not done yet, the final models, and write / print the table. Returns the
+        """Run every (row, seed, fold) not done yet, the final models, and write / print the table. Returns the
         summary (main process)."""
         if self.dataset is None:
             self.prepare()
-        jobs = [(fusion, seed, fold) for fusion in self.fusions for seed in self.seeds for fold in self.fold_numbers]
+        jobs = [(row, seed, fold) for row in self.rows for seed in self.seeds for fold in self.fold_numbers]
         from tqdm.auto import tqdm
 
         progress = tqdm(total=len(jobs), desc="folds", unit="fold", disable=not self.is_main or self.args.disable_tqdm)
         started = time.time()
-        for fusion in self.fusions:
+        setup = self.fold_setup()
+        for row in self.rows.values():
             for seed in self.seeds:
                 for fold in self.fold_numbers:
-                    done = fold_directory(self.output_dir, fusion, fold, seed if self.several_seeds else None) / METRICS
+                    seed_folder = seed if self.several_seeds else None
+                    done = fold_directory(self.output_dir, row.name, fold, seed_folder) / METRICS
                     if self.agree(done.exists()):
                         if self.is_main:
-                            logger.info("%s: already done, skipped (%s).", self.describe_fold(fusion, fold, seed), done)
+                            logger.info("%s: already done, skipped (%s).", setup.describe_fold(row, fold, seed), done)
                     else:
-                        self.run_fold(fusion, fold, seed)
+                        run_fold(setup, row, fold, seed)
                     progress.update(1)
             if self.args.final_model == "all_data":
-                train_final_on_all_data(self, fusion)
+                train_final_on_all_data(setup, row)
         progress.close()
         summary = None
         if self.is_main:
-            summary = write_summary(self.output_dir, self.fusions, self.fold_numbers, self.seeds)
+            summary = write_summary(self.output_dir, list(self.rows), self.fold_numbers, self.seeds)
             self.write_model_cards()
-            logger.info("%d fold run(s) of %s in %.0f s; the table is in %s.", len(jobs), ", ".join(self.fusions),
+            logger.info("%d fold run(s) of %s in %.0f s; the table is in %s.", len(jobs), ", ".join(self.rows),
                         time.time() - started, self.output_dir / "summary.md")
             print("\n" + (self.output_dir / "summary.md").read_text(), flush=True)
-        self.state.wait_for_everyone()
+        self.processes.wait_for_everyone()
         return summary
 
-    def run_fold(self, fusion: str, fold: int, seed: int | None = None) -> dict | None:
-        """Train and test one fold (see `kemd_emotion.experiment.fold.run_fold`); `seed` defaults to the first."""
-        return run_fold(self, fusion, fold, self.seeds[0] if seed is None else seed)
+    def run_fold(self, row: str, fold: int, seed: int | None = None) -> dict | None:
+        """Train and test one fold of `row` (see `kemd_emotion.experiment.fold.run_fold`); `seed` defaults to the
+        first."""
+        return run_fold(self.fold_setup(), self.rows[row], fold, self.seeds[0] if seed is None else seed)
 
     def _raise_everywhere(self, check) -> None:
         """Run `check` on the main process; the ValueError it raises is raised on every process."""
@@ -230,26 +216,17 @@ class Experiment:
 
     def agree(self, value):
         """The main process' `value`, on every process (so that all of them take the same branch)."""
-        if self.args.world_size <= 1:
-            return value
-        from accelerate.utils import broadcast_object_list
-
-        return broadcast_object_list([value], from_process=0)[0]
+        return self.processes.agree(value)
 
     def write_model_cards(self) -> None:
         """README.md and figures for every final model of this run (main process, after the folds' metrics)."""
-        try:
-            from ..modelcard import write_model_card
-        except ImportError:
-            logger.info("No model-card writer in this installation: the final models get no README.md.")
-            return
-        for fusion in self.fusions:
-            final_dir = self.output_dir / fusion / "final"
+        for row in self.rows:
+            final_dir = self.output_dir / row / "final"
             if not (final_dir / "final_info.json").exists():
                 continue
             try:
-                path = write_model_card(self.output_dir, fusion, final_dir)
-                logger.info("%s: model card written to %s.", fusion, path)
+                path = write_model_card(self.output_dir, row, final_dir)
+                logger.info("%s: model card written to %s.", row, path)
             except Exception as error:  # a card is a nicety: never lose a finished run to it
                 logger.warning("Could not write the model card of %s: %s: %s", final_dir, type(error).__name__, error)
 
@@ -333,7 +310,7 @@ def describe_settings(model_args: ModelArguments, data_args: DataArguments, args
         f"{' (auto)' if preset['requested'] == 'auto' else ''}: {what}.\n"
         f"  data: {data}; annotations {data_args.annotations}; {data_args.num_folds} folds ({data_args.fold_by}); "
         f"audio cropped to {data_args.max_audio_seconds} s\n"
-        f"  model: fusion={model_args.fusion}, pooling={model_args.pooling}, "
+        f"  model: rows={model_args.rows}, pooling={model_args.pooling}, "
         f"audio_representation={model_args.audio_representation}, regression_loss={model_args.regression_loss}, "
         f"emotion_pos_weight={model_args.emotion_pos_weight}, tune_thresholds={model_args.tune_thresholds}"
         f"{f' (validation_fraction {data_args.validation_fraction})' if model_args.tune_thresholds else ''}\n"

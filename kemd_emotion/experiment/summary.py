@@ -27,7 +27,7 @@ import numpy as np
 
 from ..configuration_klue_wav2vec2 import EMOTIONS
 from ..metrics import TUNED_SUFFIX
-from .rows import FUSION_TITLES, PAPER_ROWS, parse_row, parse_rows
+from .rows import FUSION_TITLES, PAPER_ROWS, parse_rows
 from .run_directory import RUN_ARGS, finished_runs, read_json, write_json
 
 ROW_NAMES = {name: FUSION_TITLES[name] for name in PAPER_ROWS}
@@ -43,21 +43,21 @@ def decision_value(metrics: dict, name: str):
     return metrics.get(f"{name}{TUNED_SUFFIX}", metrics.get(name))
 
 
-def write_summary(output_dir: str | os.PathLike, fusions=PAPER_ROWS, folds: list[int] | None = None,
+def write_summary(output_dir: str | os.PathLike, rows=PAPER_ROWS, folds: list[int] | None = None,
                   seeds: list[int] | None = None) -> dict:
-    """Read every finished ``{fusion}/[seed{s}/]fold{k}/metrics.json`` under `output_dir`, write ``summary.json``
-    and ``summary.md``, and return the summary.
+    """Read every finished ``{row}/[seed{s}/]fold{k}/metrics.json`` under `output_dir` of the `rows` (names), write
+    ``summary.json`` and ``summary.md``, and return the summary.
 
-    Rows: the fusions with at least one finished run, in the paper's order, then the majority-class baseline. Only
+    Rows: those with at least one finished run, the paper's first in its order, then the majority-class baseline. Only
     the given `folds` and `seeds` count (default: all). A run whose metrics were made with other settings than
     ``run_args.json`` records (another fingerprint) is refused with a ValueError.
     """
     output_dir = Path(output_dir)
     run_args = read_json(output_dir / RUN_ARGS) or {}
     expected_fingerprint = run_args.get("fingerprint_sha256")
-    rows, baseline_folds = {}, {}
-    for fusion in [row.name for row in parse_rows(",".join(fusions))]:
-        runs = [run for run in finished_runs(output_dir, fusion)
+    table, baseline_folds = {}, {}
+    for row in parse_rows(",".join(rows)):
+        runs = [run for run in finished_runs(output_dir, row.name)
                 if (folds is None or run["fold"] in folds) and (seeds is None or run["seed"] in seeds)]
         foreign = [str(run["directory"].relative_to(output_dir)) for run in runs
                    if expected_fingerprint and run["metrics"].get("fingerprint_sha256") not in (None, expected_fingerprint)]
@@ -71,9 +71,8 @@ def write_summary(output_dir: str | os.PathLike, fusions=PAPER_ROWS, folds: list
         first = runs[0]["metrics"]
         names = [name for name in first if isinstance(first[name], float) and name.startswith(("f1_", "ccc_", "pearson_"))]
         run_seeds = list(dict.fromkeys(run["seed"] for run in runs))
-        row = parse_row(fusion)
         first_seed_runs = [run for run in runs if run["seed"] == run_seeds[0]]
-        rows[fusion] = {
+        table[row.name] = {
             "title": row.title,
             "fusion": row.fusion,
             "tuned": any(f"f1_macro{TUNED_SUFFIX}" in run["metrics"] for run in runs),
@@ -106,10 +105,10 @@ def write_summary(output_dir: str | os.PathLike, fusions=PAPER_ROWS, folds: list
         "preset": run_args.get("preset", {}).get("preset"),
         "text_model": split.get("text_model"),
         "audio_model": split.get("audio_model"),
-        "complete": bool(rows) and all(len(row["runs"]) == (num_folds or 0) * num_seeds for row in rows.values()),
-        "rows": rows,
+        "complete": bool(table) and all(len(row["runs"]) == (num_folds or 0) * num_seeds for row in table.values()),
+        "rows": table,
         "majority_baseline": baseline,
-        "paired_differences": paired_differences({name: row.pop("_runs") for name, row in rows.items()}),
+        "paired_differences": paired_differences({name: row.pop("_runs") for name, row in table.items()}),
     }
     write_json(output_dir / "summary.json", summary)
     (output_dir / "summary.md").write_text(format_table(summary), encoding="utf-8")
@@ -168,10 +167,10 @@ def format_table(summary: dict) -> str:
     header = ["Model", *[title for _, title in columns], "Seeds x folds" if several else "Folds"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
-    for fusion, row in rows.items():
-        cells = [_cell(row["metrics"].get(name), several) for name, _ in columns]
+    for name, row in rows.items():
+        cells = [_cell(row["metrics"].get(metric), several) for metric, _ in columns]
         count = f"{len(row['seeds'])} x {len(row['folds'])}" if several else str(len(row["folds"]))
-        lines.append(f"| {_title(fusion, row)} | " + " | ".join(cells) + f" | {count} |")
+        lines.append(f"| {_title(name, row)} | " + " | ".join(cells) + f" | {count} |")
     baseline = summary.get("majority_baseline")
     if baseline:
         labels = sorted(set(baseline["labels"]))

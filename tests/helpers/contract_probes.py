@@ -2,8 +2,8 @@
 
 tests/test_contracts.py calls these functions on models built in-process (from a config, from pretrained encoder
 folders, after save_pretrained -> from_pretrained) and runs this file as a script in a fresh interpreter where
-kemd_emotion cannot be imported (after test_hub.BLOCK_KEMD_EMOTION), to measure the same things on checkpoints
-loaded through `trust_remote_code`. So it imports only numpy, torch and transformers. Every probe returns
+kemd_emotion cannot be imported (after helpers.fresh_process.BLOCK_KEMD_EMOTION), to measure the same things on
+checkpoints loaded through `trust_remote_code`. So it imports only numpy, torch and transformers. Every probe returns
 `{name: np.ndarray}`, what `np.savez` stores. As a script: `contract_probes.py PLAN.json OUT.npz`, where PLAN is
 `{"inputs": npz of clips, "texts": [...], "jobs": [{"name", "checkpoint", "probes", ...}]}`.
 """
@@ -236,7 +236,8 @@ def main(argv: list[str]) -> None:
     try:
         import kemd_emotion  # noqa: F401
 
-        raise SystemExit("kemd_emotion should not be importable in this process: run with test_hub.BLOCK_KEMD_EMOTION")
+        raise SystemExit("kemd_emotion should not be importable in this process: run with "
+                         "helpers.fresh_process.BLOCK_KEMD_EMOTION")
     except ImportError:
         pass
     plan_path, out_path = argv

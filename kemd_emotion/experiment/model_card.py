@@ -1,19 +1,19 @@
-"""Model cards for trained checkpoints: cross-validated results, protocol, use and limits, and figures.
+"""Model cards for a run's final models: cross-validated results, protocol, use and limits, and figures.
 
-`write_model_card(run_dir, fusion, checkpoint_dir=None)` reads a run directory written by
-`kemd_emotion.experiment` (``examples/run_emotion.py``)::
+A report on a run directory, like the summary next to it. `write_model_card(run_dir, row, checkpoint_dir=None)`
+reads what `kemd_emotion.experiment` (``examples/run_emotion.py``) wrote::
 
     run_dir/run_args.json                       the run's arguments (and the settings fingerprint)
-    run_dir/{fusion}/fold{k}/metrics.json       test metrics of fold k ({fusion}/seed{s}/fold{k}/ with several seeds)
-    run_dir/{fusion}/fold{k}/predictions.npz    segment_id, logits (N, 7), regression (N, 2), labels (N, 7),
+    run_dir/{row}/fold{k}/metrics.json          test metrics of fold k ({row}/seed{s}/fold{k}/ with several seeds)
+    run_dir/{row}/fold{k}/predictions.npz       segment_id, logits (N, 7), regression (N, 2), labels (N, 7),
                                                 regression_labels (N, 2)
-    run_dir/{fusion}/final/                     the saved model and processor (final_info.json: what it is)
+    run_dir/{row}/final/                        the saved model and processor (final_info.json: what it is)
 
 The card is written only from what the saved model was trained with: a final model whose settings fingerprint is
 not the run's is refused. With several seeds, the scores are over every seed x fold run and the figures pool the
 test folds of the final model's seed (each utterance once).
 
-and writes into the checkpoint directory (default ``run_dir/{fusion}/final``) a ``README.md`` built from
+and writes into the checkpoint directory (default ``run_dir/{row}/final``) a ``README.md`` built from
 ``model_cards/template.md`` through `huggingface_hub.ModelCard` / `ModelCardData` (model-index eval results: F1
 micro/macro, CCC arousal/valence/avg) and two figures it links: ``emotions.png`` (per-emotion confusion and F1) and
 ``arousal_valence.png`` (predicted vs rated). Figures are drawn with matplotlib's Agg canvas, without pyplot.
@@ -21,7 +21,6 @@ micro/macro, CCC arousal/valence/avg) and two figures it links: ``emotions.png``
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,15 +28,20 @@ from pathlib import Path
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .configuration_klue_wav2vec2 import EMOTIONS
-from .metrics import THRESHOLD, TUNED_SUFFIX, compute_emotion_metrics, predict_emotions
+from ..configuration_klue_wav2vec2 import EMOTIONS
+from ..data import detect_release
+from ..hub import add_pipeline_files
+from ..metrics import THRESHOLD, TUNED_SUFFIX, compute_emotion_metrics, predict_emotions
+from .rows import MODIFIER_TITLES, parse_row
+from .run_directory import PREDICTIONS, RUN_ARGS, finished_runs, read_json
 
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = next(
     (path for path in (
-        Path(__file__).resolve().parent / "model_cards" / "template.md",  # an installed package (copied by setup.py)
-        Path(__file__).resolve().parent.parent / "model_cards" / "template.md",  # the repository / editable install
+        PACKAGE_DIR / "model_cards" / "template.md",  # an installed package (copied by setup.py)
+        PACKAGE_DIR.parent / "model_cards" / "template.md",  # the repository / editable install
     ) if path.is_file()),
-    Path(__file__).resolve().parent.parent / "model_cards" / "template.md",
+    PACKAGE_DIR.parent / "model_cards" / "template.md",
 )
 """The card template (Jinja2, rendered by `ModelCard.from_template`)."""
 
@@ -67,10 +71,13 @@ NOT_RECORDED = "not recorded"
 
 @dataclass
 class RunResults:
-    """What a run directory says about one fusion: arguments, per-fold metrics and pooled test predictions."""
+    """What a run directory says about one row: arguments, per-fold metrics and pooled test predictions."""
 
     run_dir: Path
+    row: str
+    """The row's name (and folder): ``cat``, ``cat+rare``, ..."""
     fusion: str
+    """The model's fusion (``cat`` for the row ``cat+rare``)."""
     run_args: dict
     fold_metrics: list[dict]
     """One entry per finished run (seed x fold), seeds in the run's order, then folds."""
@@ -81,13 +88,6 @@ class RunResults:
     seeds: list = field(default_factory=list)
     """The seeds of the finished runs (one None for runs that do not record it)."""
 
-    @property
-    def model_fusion(self) -> str:
-        """The model's fusion (`cat` for the row `cat+rare`)."""
-        from .experiment.rows import is_row_name, parse_row
-
-        return parse_row(self.fusion).fusion if is_row_name(self.fusion) else self.fusion
-
     def summary(self, key: str) -> tuple[float, float | None, list[float]] | None:
         """`(mean, std, per-run values)` of a metric over the runs (std with ddof=1; None for one run)."""
         values = [float(m[key]) for m in self.fold_metrics if isinstance(m.get(key), (int, float))]
@@ -97,23 +97,22 @@ class RunResults:
         return float(np.mean(values)), std, values
 
 
-def load_run(run_dir: str | os.PathLike, fusion: str) -> RunResults:
-    """Read `run_dir`'s arguments and the finished folds of `fusion`; raise a ValueError saying what is missing."""
-    from .experiment.run_directory import PREDICTIONS, RUN_ARGS, finished_runs
-
+def load_run(run_dir: str | os.PathLike, row: str) -> RunResults:
+    """Read `run_dir`'s arguments and the finished folds of `row`; raise a ValueError saying what is missing."""
     run_dir = Path(run_dir)
-    fusion_dir = run_dir / fusion
-    runs = finished_runs(run_dir, fusion)
+    row_dir = run_dir / row
+    runs = finished_runs(run_dir, row)
     if not runs:
         found = sorted(p.name for p in run_dir.iterdir() if p.is_dir()) if run_dir.is_dir() else []
         raise ValueError(
-            f"{str(fusion_dir)!r} has no finished fold (fold*/metrics.json); the run directory holds {found or 'nothing'}."
+            f"{str(row_dir)!r} has no finished fold (fold*/metrics.json); the run directory holds {found or 'nothing'}."
         )
-    run_args = _read_json(run_dir / RUN_ARGS) or {}
-    final_info = _read_json(fusion_dir / "final" / "final_info.json")
+    fusion = parse_row(row).fusion
+    run_args = read_json(run_dir / RUN_ARGS) or {}
+    final_info = read_json(row_dir / "final" / "final_info.json")
     trained_with = (final_info or {}).get("fingerprint_sha256")
     if trained_with and run_args.get("fingerprint_sha256") not in (None, trained_with):
-        raise ValueError(f"{str(fusion_dir / 'final')!r} was trained with other settings than {RUN_ARGS} records; "
+        raise ValueError(f"{str(row_dir / 'final')!r} was trained with other settings than {RUN_ARGS} records; "
                          "its card would describe a model it is not.")
     seeds = list(dict.fromkeys(run["seed"] for run in runs))
     figure_seed = (final_info or {}).get("seed", seeds[0])
@@ -131,6 +130,7 @@ def load_run(run_dir: str | os.PathLike, fusion: str) -> RunResults:
     predictions = {key: np.concatenate(parts) for key, parts in pooled.items()}
     return RunResults(
         run_dir=run_dir,
+        row=row,
         fusion=fusion,
         run_args=run_args,
         fold_metrics=[run["metrics"] for run in runs],
@@ -268,7 +268,7 @@ def build_model_card(
     """
     facts = _protocol(run)
     dataset_type, dataset_name = facts["dataset_type"], facts["dataset_name"]
-    task_type = "text-classification" if run.model_fusion == "text" else "audio-classification"
+    task_type = "text-classification" if run.fusion == "text" else "audio-classification"
     eval_results = []
     for key, metric_type, config, name in CARD_METRICS:
         stats = run.summary(key)
@@ -287,9 +287,9 @@ def build_model_card(
             metric_value=round(stats[0], 4),
         ))
     if not eval_results:
-        raise ValueError(f"the folds of {run.fusion!r} in {str(run.run_dir)!r} report none of "
+        raise ValueError(f"the folds of {run.row!r} in {str(run.run_dir)!r} report none of "
                          f"{', '.join(key for key, *_ in CARD_METRICS)}.")
-    model_name = f"kemd-emotion {run.fusion} fusion, {dataset_name}"
+    model_name = f"kemd-emotion {run.row} fusion, {dataset_name}"
     base_models = [name for name in (facts["text_model_id"], facts["audio_model_id"]) if name]
     card_data = ModelCardData(
         model_name=model_name,
@@ -323,7 +323,7 @@ def build_model_card(
     modality_note = {
         "text": "this text-only model needs only `text`.",
         "speech": "this speech-only model needs only `audio`.",
-    }.get(run.model_fusion, "this model needs both `text` and `audio`.")
+    }.get(run.fusion, "this model needs both `text` and `audio`.")
     template_path = Path(template_path or TEMPLATE_PATH)
     if not template_path.is_file():
         raise ValueError(
@@ -353,19 +353,19 @@ def build_model_card(
 
 def write_model_card(
     run_dir: str | os.PathLike,
-    fusion: str,
+    row: str,
     checkpoint_dir: str | os.PathLike | None = None,
     *,
     model_id: str | None = None,
     template_path: str | os.PathLike | None = None,
     license: str = "other",
 ) -> Path:
-    """Write README.md, emotions.png and arousal_valence.png for `fusion`'s model of the run in `run_dir`.
+    """Write README.md, emotions.png and arousal_valence.png for `row`'s model of the run in `run_dir`.
 
     Args:
         run_dir: the run directory (see the module docstring).
-        fusion: "text", "speech", "cat", "add" or "cross".
-        checkpoint_dir: where the card goes (default `run_dir/fusion/final`). When it holds a saved model, the
+        row: a row of the run's table: "text", "speech", "cat", "add", "cross", "cat+rare", ...
+        checkpoint_dir: where the card goes (default `run_dir/row/final`). When it holds a saved model, the
             pipeline code is added to it too (`kemd_emotion.hub.add_pipeline_files`), so that the card's
             `pipeline(..., trust_remote_code=True)` example works.
         model_id: how the examples load the model (default: the checkpoint folder's path); pass the Hub repo id
@@ -374,8 +374,8 @@ def write_model_card(
     Returns:
         The path of README.md.
     """
-    run = load_run(run_dir, fusion)
-    directory = Path(checkpoint_dir) if checkpoint_dir is not None else Path(run_dir) / fusion / "final"
+    run = load_run(run_dir, row)
+    directory = Path(checkpoint_dir) if checkpoint_dir is not None else Path(run_dir) / row / "final"
     directory.mkdir(parents=True, exist_ok=True)
     figures = {}
     if plot_emotions(run, directory / FIGURES["emotions"]) is not None:
@@ -386,8 +386,6 @@ def write_model_card(
         run, model_id=model_id or str(directory), figures=figures, template_path=template_path, license=license
     )
     if (directory / "config.json").is_file():
-        from .hub import add_pipeline_files
-
         add_pipeline_files(directory)
     path = directory / "README.md"
     card.save(path)
@@ -405,10 +403,8 @@ def _protocol(run: RunResults) -> dict:
         release = data.get("sample_name")
     if not release and args.get("data_dir_used"):
         try:
-            from .data import detect_release
-
             release = detect_release(args["data_dir_used"])
-        except (ValueError, OSError, ImportError):
+        except (ValueError, OSError):
             release = None
     release = (release or "kemdy").lower()
     pretty = {"kemdy19": "KEMDy19", "kemdy20": "KEMDy20"}.get(release, release.upper())
@@ -450,22 +446,18 @@ def _protocol(run: RunResults) -> dict:
         "regression_loss": {"mse": "mean squared error", "ccc": "1 - CCC"}.get(model.get("regression_loss"), "MSE"),
         "emotion_loss": _emotion_loss_text((run.final_info or {}).get("emotion_pos_weight")
                                            or first.get("emotion_pos_weight")),
-        "text_model": text_model or (small if run.model_fusion != "speech" else "not used"),
-        "audio_model": audio_model or (small if run.model_fusion != "text" else "not used"),
-        "text_model_id": text_model if run.model_fusion != "speech" else None,
-        "audio_model_id": audio_model if run.model_fusion != "text" else None,
-        "fusion": run.model_fusion,
-        "fusion_description": _fusion_description(run.fusion),
+        "text_model": text_model or (small if run.fusion != "speech" else "not used"),
+        "audio_model": audio_model or (small if run.fusion != "text" else "not used"),
+        "text_model_id": text_model if run.fusion != "speech" else None,
+        "audio_model_id": audio_model if run.fusion != "text" else None,
+        "fusion": run.fusion,
+        "fusion_description": _fusion_description(run.row),
         "weights_origin": weights,
         "command": " ".join(map(str, command)) if isinstance(command, list) else (command or NOT_RECORDED),
     }
 
 
 def _fusion_description(row: str) -> str:
-    from .experiment.rows import MODIFIER_TITLES, is_row_name, parse_row
-
-    if not is_row_name(row):
-        return FUSION_DESCRIPTIONS.get(row, row)
     parsed = parse_row(row)
     return FUSION_DESCRIPTIONS.get(parsed.fusion, parsed.fusion) + "".join(
         f"; {MODIFIER_TITLES.get(name, name)}" for name in parsed.modifiers)
@@ -485,7 +477,7 @@ def _description(run: RunResults, facts: dict) -> str:
     reads, encoders = {
         "text": ("a transcript", "a KLUE-BERT text encoder"),
         "speech": ("speech", "a wav2vec 2.0 speech encoder"),
-    }.get(run.model_fusion, ("a transcript and its recording", "a KLUE-BERT text encoder and a wav2vec 2.0 speech encoder"))
+    }.get(run.fusion, ("a transcript and its recording", "a KLUE-BERT text encoder and a wav2vec 2.0 speech encoder"))
     return (
         f"Korean emotion recognition from {reads}: {encoders}, fine-tuned end to end "
         f"({facts['fusion_description']}). For each utterance it scores the seven KEMDy emotions "
@@ -508,13 +500,6 @@ def _number(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 __all__ = ["write_model_card", "build_model_card", "load_run", "RunResults", "plot_emotions", "plot_arousal_valence"]
