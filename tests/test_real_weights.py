@@ -32,10 +32,10 @@ import soundfile
 import torch
 from transformers import AutoModel, AutoTokenizer, pipeline
 
-from conftest import real_weights_required, speech_like
-from contract_probes import batch_and_alone, forward_outputs
-from helpers.real_weights import RealWeights
-from test_hub import BLOCK_KEMD_EMOTION
+from helpers.audio import speech_like
+from helpers.contract_probes import batch_and_alone, forward_outputs
+from helpers.fresh_process import BLOCK_KEMD_EMOTION
+from helpers.real_weights import RealWeights, real_weights_required
 from kemd_emotion import KlueWav2Vec2ForEmotion
 from kemd_emotion.testing_utils import (
     AUDIO_ENCODERS,
@@ -250,7 +250,7 @@ def test_save_and_from_pretrained_give_the_same_outputs(zoo, clips, case):
 @pytest.fixture(scope="module")
 def remote(zoo, clips, tmp_path_factory):
     """The outputs of every case's checkpoint loaded with `trust_remote_code` in one fresh interpreter where
-    kemd_emotion cannot be imported (tests/contract_probes.py), and its pipeline's."""
+    kemd_emotion cannot be imported (tests/helpers/contract_probes.py), and its pipeline's."""
     work = tmp_path_factory.mktemp("remote")
     np.savez(work / "clips.npz", **{f"clip{i}": clip for i, clip in enumerate(clips)})
     plan = {"inputs": str(work / "clips.npz"), "texts": TEXTS,
@@ -258,7 +258,7 @@ def remote(zoo, clips, tmp_path_factory):
                       "probes": ["batch"] + (["pipeline"] if case == REAL_CASES[1] else [])} for case in REAL_CASES]}
     (work / "plan.json").write_text(json.dumps(plan))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(work / "modules"), "PYTHONPATH": ""}
-    script = Path(__file__).with_name("contract_probes.py")
+    script = Path(__file__).parent / "helpers" / "contract_probes.py"
     run = (BLOCK_KEMD_EMOTION + f"import runpy\nsys.path.insert(0, {str(script.parent)!r})\n"
            f"runpy.run_path({str(script)!r}, run_name='__main__')\n")
     result = subprocess.run([sys.executable, "-c", run, str(work / "plan.json"), str(work / "out.npz")],

@@ -571,5 +571,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def real_weights_required() -> bool:
+    """Whether tests marked `realweights` must run: in CI (`CI` set) and with KEMD_REQUIRE_REAL_WEIGHTS=1."""
+    in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    return in_ci or os.environ.get("KEMD_REQUIRE_REAL_WEIGHTS") == "1"
+
 if __name__ == "__main__":
     sys.exit(main())
