@@ -87,6 +87,32 @@ def tiny_audio_config(
     return AutoConfig.for_model(model_type, **settings)
 
 
+def tiny_whisper_config(d_model: int = 32, num_layers: int = 2, num_mel_bins: int = 80, **kwargs):
+    """A `WhisperConfig` laid out as openai/whisper-base's (80 mel bins, two convolutions, 1500 positions = 30 s,
+    pre-norm layers), tiny: 2 encoder layers 32 wide, one decoder layer over a 64-token vocabulary (the fused model
+    keeps only the encoder)."""
+    from transformers import WhisperConfig
+
+    settings = dict(
+        d_model=d_model, encoder_layers=num_layers, encoder_attention_heads=2, encoder_ffn_dim=2 * d_model,
+        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=2 * d_model, num_mel_bins=num_mel_bins,
+        max_source_positions=1500, max_target_positions=64, vocab_size=64, pad_token_id=1, bos_token_id=2,
+        eos_token_id=3, decoder_start_token_id=2, dropout=0.1, attention_dropout=0.1, suppress_tokens=None,
+        begin_suppress_tokens=None,
+    )
+    settings.update(kwargs)
+    return WhisperConfig(**settings)
+
+
+def whisper_feature_extractor(config=None):
+    """openai/whisper-base's `WhisperFeatureExtractor` settings (80 mel bins, 10 ms hop, 30 s chunks), with the
+    number of mel bins of `config` when given."""
+    from transformers import WhisperFeatureExtractor
+
+    return WhisperFeatureExtractor(feature_size=getattr(config, "num_mel_bins", 80), sampling_rate=16000,
+                                   hop_length=160, chunk_length=30, n_fft=400, padding_value=0.0)
+
+
 def tiny_roberta_config(vocab_size: int = 1000, hidden_size: int = 32, num_layers: int = 2, pad_token_id: int = 1,
                         **kwargs):
     """A RoBERTa as klue/roberta-base is laid out (one token type; position ids offset by the padding id), tiny."""
@@ -253,6 +279,7 @@ AUDIO_ENCODERS: dict[str, Callable[..., object]] = {
     "hubert": lambda: tiny_audio_config("group", model_type="hubert"),  # hubert-base (team-lucid/hubert-base-korean)
     "wavlm": lambda: tiny_audio_config("group", model_type="wavlm"),  # wavlm-base-plus: gated relative position bias
     "data2vec-audio": lambda: tiny_audio_config(model_type="data2vec-audio"),  # stacked positional convolutions
+    "whisper": tiny_whisper_config,  # openai/whisper-*: log-mel input, two convolutions, 30 s of positions
 }
 """Speech encoder kinds the tests build, by name -> tiny config builder: every `SUPPORTED_AUDIO_MODEL_TYPES`."""
 
