@@ -340,7 +340,8 @@ def whisper_encoder_states(
     hidden = F.gelu(encoder.conv2(hidden * mel_mask.to(hidden.dtype)))
     hidden = hidden.transpose(1, 2)
     frames = hidden.shape[1]
-    torch._check(frames <= encoder.embed_positions.num_embeddings)
+    if isinstance(frames, torch.SymInt):  # torch.export: tells the exporter the slice below is never clamped
+        torch._check(frames <= encoder.embed_positions.num_embeddings)
     hidden = hidden + encoder.embed_positions.weight[:frames].to(hidden.dtype)
     hidden = F.dropout(hidden, p=encoder.dropout, training=encoder.training)
     frame_mask = lengths_to_mask(whisper_frame_lengths(encoder, mel_lengths), frames)
@@ -717,7 +718,10 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         return [self.audio_model.feature_extractor]
 
     def apply_config_freezing(self) -> None:
-        """Freeze what `config.freeze_feature_encoder` says; called by `__init__` and after `from_pretrained`."""
+        """Freeze what `config.freeze_feature_encoder` says, and Whisper's sinusoidal positions (fixed in
+        WhisperEncoder too); called by `__init__` and after `from_pretrained`."""
+        if self.audio_model is not None and self.config.is_whisper:
+            self.audio_model.embed_positions.requires_grad_(False)
         if self.config.freeze_feature_encoder:
             self.freeze_feature_encoder()
 
