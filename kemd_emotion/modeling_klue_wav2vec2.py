@@ -1,5 +1,5 @@
 """KLUE-BERT + wav2vec 2.0 (or another BERT/RoBERTa/ELECTRA text encoder and a HuBERT/WavLM/Data2VecAudio speech
-encoder) fused for multi-label emotion and arousal/valence regression.
+encoder, or Whisper's encoder) fused for multi-label emotion and arousal/valence regression.
 
 This file is copied next to saved checkpoints (``trust_remote_code``): it may import only from torch,
 transformers and the other ``*_klue_wav2vec2`` files, with single-dot imports.
@@ -7,7 +7,8 @@ transformers and the other ``*_klue_wav2vec2`` files, with single-dot imports.
 Padding is the thing to get right here. Every pooled vector is computed from real tokens / frames only, and
 wav2vec2's group-norm feature encoder (wav2vec2-base), whose first layer normalises each channel over *time*,
 gets its statistics from the real frames only; Data2VecAudio's stacked positional convolutions see zeros on padded
-frames, as the clip alone would; cross-modal attention never attends to a padded token or frame. So an utterance
+frames, as the clip alone would; cross-modal attention never attends to a padded token or frame; Whisper's encoder runs at the batch's longest clip
+(not 30 s) with its convolutions seeing zeros past each clip and its attention masked. So an utterance
 gives the same outputs alone and padded inside a batch of longer ones, whichever encoders the checkpoint has.
 
 The forward pass has no Python branch on tensor values, so `torch.export`, `torch.jit.trace` and
@@ -495,7 +496,7 @@ class KlueWav2Vec2PreTrainedModel(PreTrainedModel):
 class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
     r"""
     A text encoder (KLUE-BERT; or RoBERTa, ELECTRA) and a wav2vec 2.0 speech encoder (or HuBERT, WavLM,
-    Data2VecAudio), both trainable, pooled over real tokens/frames and fused by concatenation (`"cat"`) or by a
+    Data2VecAudio, or the encoder of any Whisper checkpoint, which reads log-mel `input_features`), both trainable, pooled over real tokens/frames and fused by concatenation (`"cat"`) or by a
     speech-to-text linear projection and addition (`"add"`), or used alone (`"text"`, `"speech"`), or fused by
     cross-modal attention between the token and frame sequences (`"cross"`). A 7-way emotion head (multi-label
     soft-margin loss) and an arousal/valence head read the fused vector.
@@ -606,7 +607,9 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             text_model_name_or_path: hub id or folder of the text encoder, a BERT, RoBERTa or ELECTRA (e.g.
                 `"klue/bert-base"`, `"klue/roberta-base"`); may be None only for `fusion="speech"`.
             audio_model_name_or_path: hub id or folder of the speech encoder, a wav2vec2, HuBERT, WavLM or
-                Data2VecAudio (e.g. `"facebook/wav2vec2-base"`); may be None only for `fusion="text"`. WavLM has
+                Data2VecAudio (e.g. `"facebook/wav2vec2-base"`), or any Whisper checkpoint (e.g.
+                `"openai/whisper-small"`: its encoder is loaded, its decoder is not); may be None only for
+                `fusion="text"`. WavLM has
                 no sdpa attention in transformers: leave `attn_implementation` unset (each encoder keeps its own).
             attn_implementation: `"sdpa"`, `"eager"`, `"flash_attention_2"`, ... for both encoders (default: each
                 encoder's default, sdpa where it can run). An implementation that cannot run here raises
@@ -620,7 +623,9 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             config_kwargs: options of [`KlueWav2Vec2EmotionConfig`] (fusion, pooling, audio_representation, ...).
 
         Raises:
-            ValueError: a needed encoder path is None, an argument contradicts the same key in
+            ValueError: a needed encoder path is None, a checkpoint is not a supported encoder of its role (naming
+                `text_model_name_or_path` / `audio_model_name_or_path`: e.g. a Whisper folder as the text model), an
+                argument contradicts the same key in
                 `text_model_kwargs` / `audio_model_kwargs`, or the encoders load in different dtypes without `dtype=`.
         """
         fusion = config_kwargs.get("fusion", "cat")
