@@ -31,7 +31,12 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoids
 from transformers.utils import ModelOutput, is_tracing
 
-from .configuration_klue_wav2vec2 import SUPPORTED_AUDIO_MODEL_TYPES, SUPPORTED_TEXT_MODEL_TYPES, KlueWav2Vec2EmotionConfig, whisper_max_frames
+from .configuration_klue_wav2vec2 import (
+    SUPPORTED_AUDIO_MODEL_TYPES,
+    SUPPORTED_TEXT_MODEL_TYPES,
+    KlueWav2Vec2EmotionConfig,
+    whisper_max_frames,
+)
 
 
 @dataclass
@@ -496,8 +501,9 @@ class KlueWav2Vec2PreTrainedModel(PreTrainedModel):
 class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
     r"""
     A text encoder (KLUE-BERT; or RoBERTa, ELECTRA) and a wav2vec 2.0 speech encoder (or HuBERT, WavLM,
-    Data2VecAudio, or the encoder of any Whisper checkpoint, which reads log-mel `input_features`), both trainable, pooled over real tokens/frames and fused by concatenation (`"cat"`) or by a
-    speech-to-text linear projection and addition (`"add"`), or used alone (`"text"`, `"speech"`), or fused by
+    Data2VecAudio, or the encoder of any Whisper checkpoint, which reads log-mel `input_features`), both trainable,
+    pooled over real tokens/frames and fused by concatenation (`"cat"`) or by a speech-to-text linear projection and
+    addition (`"add"`), or used alone (`"text"`, `"speech"`), or fused by
     cross-modal attention between the token and frame sequences (`"cross"`). A 7-way emotion head (multi-label
     soft-margin loss) and an arousal/valence head read the fused vector.
 
