@@ -46,7 +46,7 @@ ONNX_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(floa
 """onnxruntime's input type names -> numpy dtypes (inputs are cast to what the graph takes)."""
 INSTALL_HINT = "pip install 'kemd-emotion[onnx]' (or pip install onnxruntime)"
 LOADING_KWARGS = frozenset({
-    "_from_pipeline", "_from_auto", "revision", "token", "trust_remote_code", "local_files_only", "code_revision",
+    "_from_pipeline", "revision", "token", "trust_remote_code", "local_files_only", "code_revision",
     "adapter_kwargs", "cache_dir", "force_download", "proxies", "subfolder", "_commit_hash",
 })
 """`from_pretrained` keywords that transformers' loaders pass along and that a local ONNX folder does not need."""
