@@ -78,7 +78,8 @@ def build_parser(with_make_sample: bool = True) -> argparse.ArgumentParser:
                          help="speech-recognition model (Hub id or folder, e.g. openai/whisper-small) that transcribes "
                               "files with neither --text nor a .txt (default: the checkpoint's config.asr_model)")
     predict.add_argument("--asr-language", default=None, metavar="LANG",
-                         help="language for Whisper-style ASR models, e.g. korean (default: the model detects it)")
+                         help="language for Whisper-style ASR models, e.g. english; auto: the model detects it "
+                              "(default: korean for a multilingual Whisper model)")
     predict.add_argument("--on-empty-transcript", choices=("error", "speech_only"), default=None,
                          help="when ASR hears no words: report the file (error, the default) or score it from its "
                               "speech with the text side reading 'no words', as in training (speech_only)")
@@ -242,7 +243,8 @@ def _load_pipeline(args: argparse.Namespace):
     if args.asr_language is not None:
         if args.asr_model is None:
             raise CommandError("--asr-language needs --asr-model: it is the language of the speech-recognition model.")
-        asr["asr_kwargs"] = {"generate_kwargs": {"language": args.asr_language}}
+        language = None if args.asr_language == "auto" else args.asr_language
+        asr["asr_kwargs"] = {"generate_kwargs": {"language": language}}
     # Quiet loading (no weight-loading bar, no warnings): stdout is JSON and stderr the progress of the files.
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()

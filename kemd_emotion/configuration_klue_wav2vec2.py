@@ -7,9 +7,13 @@ huggingface_hub and the other ``*_klue_wav2vec2`` / ``pipeline_emotion`` files, 
 from __future__ import annotations
 
 import copy
+import difflib
+import inspect
 import math
 import numbers
 import sys
+from collections.abc import Iterable, Mapping
+from functools import cache
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
@@ -382,4 +386,59 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
         }[self.fusion]
 
 
-__all__ = ["EMOTIONS", "REGRESSION_TARGETS", "KlueWav2Vec2EmotionConfig"]
+# ---------------------------------------------------------------------------- loading keywords
+AUTO_CLASS_KEYWORDS = frozenset({"trust_remote_code", "code_revision", "adapter_kwargs"})
+"""Keywords that transformers' Auto classes add to a class's `from_pretrained` and that no loader signature names."""
+
+
+def is_private_keyword(name: str) -> bool:
+    """transformers' own plumbing (`_from_auto`, `_from_pipeline`, `_commit_hash`, ...): a leading underscore, never
+    a user's option, and new ones come with new versions, so they are recognised by that convention."""
+    return name.startswith("_")
+
+
+@cache
+def transformers_loading_keywords() -> frozenset[str]:
+    """The public keywords transformers' loaders accept or pass along: the parameters of
+    `PreTrainedModel.from_pretrained` and of its download (`transformers.utils.hub.cached_files`), read from the
+    installed version's signatures so that a new version's additions come along, and `AUTO_CLASS_KEYWORDS`."""
+    from transformers import PreTrainedModel
+    from transformers.utils import hub
+
+    loaders = (PreTrainedModel.from_pretrained, PreTrainedConfig.from_pretrained,
+               getattr(hub, "cached_files", hub.cached_file))
+    named = {
+        parameter.name
+        for loader in loaders
+        for parameter in inspect.signature(loader).parameters.values()
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+        and not is_private_keyword(parameter.name)
+    }
+    return frozenset(named - {"cls", "self", "pretrained_model_name_or_path", "path_or_repo_id", "filenames"}
+                     | AUTO_CLASS_KEYWORDS)
+
+
+def check_loading_keywords(owner: str, keywords: Mapping[str, Any], own: Iterable[str] = ()) -> None:
+    """Refuse a keyword that is neither one of `owner`'s `own` options nor one transformers' loaders pass
+    (`transformers_loading_keywords`, or private: `is_private_keyword`), naming it, a near spelling and the options.
+
+    Raises:
+        TypeError: e.g. `OnnxKlueWav2Vec2ForEmotion.from_pretrained got unexpected keyword(s) 'provder' (did you
+            mean 'provider'?); it takes provider, ... and transformers' loading keywords (revision, token, ...).`
+    """
+    own = tuple(own)
+    known = transformers_loading_keywords() | set(own)
+    unknown = sorted(name for name in keywords if name not in known and not is_private_keyword(name))
+    if not unknown:
+        return
+    described = []
+    for name in unknown:
+        near = difflib.get_close_matches(name, sorted(known), n=1)
+        described.append(f"{name!r} (did you mean {near[0]!r}?)" if near else repr(name))
+    raise TypeError(
+        f"{owner} got unexpected keyword(s) {', '.join(described)}; it takes {', '.join(own) or 'no options'} and "
+        "transformers' loading keywords (revision, token, cache_dir, local_files_only, ...)."
+    )
+
+
+__all__ = ["EMOTIONS", "REGRESSION_TARGETS", "KlueWav2Vec2EmotionConfig", "check_loading_keywords"]

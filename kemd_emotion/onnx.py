@@ -203,6 +203,13 @@ def example_batch(processor, names: tuple[str, ...], texts: tuple[str, ...], sec
     rng = np.random.default_rng(0)
     clips = [0.1 * rng.standard_normal(int(16000 * length)).astype(np.float32) for length in seconds]
     batch = processor(text=list(texts), audio=clips, sampling_rate=16000, return_tensors="pt")
+    if "token_type_ids" in names and "token_type_ids" not in batch:
+        # Tokenizers of one-token-type models (RoBERTa's, XLM-R's SentencePiece as in multilingual-e5) make none. The
+        # graph takes them all the same (one signature for every text encoder), as zeros: what the model reads when
+        # none are given, and what the onnxruntime model feeds when a caller gives none.
+        import torch
+
+        batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
     # Every integer input int64 (the feature extractor's mask is int32): one integer type for the graph's callers.
     return {name: batch[name] if batch[name].is_floating_point() else batch[name].long() for name in names}
 

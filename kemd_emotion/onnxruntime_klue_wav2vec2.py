@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .configuration_klue_wav2vec2 import KlueWav2Vec2EmotionConfig, whisper_max_frames
+from .configuration_klue_wav2vec2 import KlueWav2Vec2EmotionConfig, check_loading_keywords, whisper_max_frames
 from .modeling_klue_wav2vec2 import KlueWav2Vec2EmotionOutput
 
 ONNX_CONFIG_NAME = "onnx_config.json"
@@ -45,11 +45,8 @@ OUTPUTS = ("logits", "regression")
 ONNX_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32, "tensor(bool)": np.bool_}
 """onnxruntime's input type names -> numpy dtypes (inputs are cast to what the graph takes)."""
 INSTALL_HINT = "pip install 'kemd-emotion[onnx]' (or pip install onnxruntime)"
-LOADING_KWARGS = frozenset({
-    "_from_pipeline", "revision", "token", "trust_remote_code", "local_files_only", "code_revision",
-    "adapter_kwargs", "cache_dir", "force_download", "proxies", "subfolder", "_commit_hash",
-})
-"""`from_pretrained` keywords that transformers' loaders pass along and that a local ONNX folder does not need."""
+OWN_LOADING_OPTIONS = ("config", "provider", "intra_op_num_threads", "session_options", "dtype", "device_map")
+"""`from_pretrained`'s own options; transformers' loading keywords (revision, token, `_from_auto`, ...) pass unused."""
 
 
 def audio_inputs_for(config: KlueWav2Vec2EmotionConfig) -> tuple[str, ...]:
@@ -200,7 +197,8 @@ class OnnxKlueWav2Vec2ForEmotion:
                 `intra_op_num_threads` is not given).
             dtype, device_map: accepted for transformers' loaders; the graph computes in float32 on the CPU, so
                 only None / "auto" / float32 and None / "cpu" are.
-            kwargs: transformers' loading keywords (revision, token, ...), which a local folder does not use.
+            kwargs: transformers' loading keywords (revision, token, `_from_auto`, ...), which a local folder does not
+                use; anything else is refused (`check_loading_keywords`).
 
         Raises:
             OSError: the folder does not exist or is not an ONNX model folder (no `onnx_config.json`).
@@ -208,9 +206,7 @@ class OnnxKlueWav2Vec2ForEmotion:
             ValueError: the graph does not match `config.json` or `onnx_config.json` (naming the missing input or
                 output), or a dtype / device_map other than the graph's.
         """
-        unknown = sorted(set(kwargs) - LOADING_KWARGS)
-        if unknown:
-            raise TypeError(f"{cls.__name__}.from_pretrained got unexpected keyword(s) {unknown}.")
+        check_loading_keywords(f"{cls.__name__}.from_pretrained", kwargs, own=OWN_LOADING_OPTIONS)
         if dtype not in (None, "auto", "float32", torch.float32):
             raise ValueError(f"dtype={dtype!r}: an ONNX model folder computes in float32 (export another model).")
         if device_map not in (None, "cpu"):

@@ -30,6 +30,7 @@ import torch
 from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
+from .configuration_klue_wav2vec2 import is_private_keyword
 from .processing_klue_wav2vec2 import (
     MIN_AUDIO_SAMPLES,
     SAMPLING_RATE,
@@ -249,6 +250,7 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             float32 `(samples,)` mono clip at 16 kHz. A model id is loaded once, on this pipeline's device and dtype.
         asr_kwargs (`dict`, *optional*): options of that model, e.g. `{"generate_kwargs": {"language": "korean"}}`
             for Whisper; for a model id also `transformers.pipeline` options (`device`, `dtype`, ...), which then win.
+            A multilingual Whisper model id transcribes Korean unless they name a language (`None`: it detects one).
 
     Raises:
         ValueError: naming the input (`inputs[i]` in a list) and what was expected, for a missing or unreadable audio
@@ -282,9 +284,10 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         return self.model.config.fusion != "text"
 
     def _sanitize_parameters(self, top_k=None, threshold=None, chunk_length_s=None, stride_length_s=None, **kwargs):
-        if kwargs:
+        unknown = sorted(name for name in kwargs if not is_private_keyword(name))  # transformers' own pass
+        if unknown:
             raise UnknownArgumentError(
-                f"{type(self).__name__} got unexpected argument(s) {', '.join(sorted(kwargs))}; it accepts top_k, "
+                f"{type(self).__name__} got unexpected argument(s) {', '.join(unknown)}; it accepts top_k, "
                 "threshold, chunk_length_s, stride_length_s and the pipeline's own (batch_size, ...)."
             )
         preprocess, postprocess = {}, {}

@@ -36,6 +36,28 @@ windows of a chunked recording); Whisper pads every clip to 30 s itself, so batc
 
 ASR_MODEL_HELP = "a model id or folder, an automatic-speech-recognition pipeline, or a callable audio -> str"
 
+WHISPER_KOREAN = {"language": "korean", "task": "transcribe"}
+"""The `generate_kwargs` a multilingual Whisper model id gets unless `asr_kwargs` name a language (None: detect it).
+Left to detect it, whisper-base took espeak-ng's Korean for Thai, or repeated one syllable up to its 448-token limit
+(minutes on a CPU); told "korean", it wrote Korean in seconds."""
+
+
+def with_whisper_language(spec: str, build_kwargs: dict, hub_kwargs: Mapping) -> dict:
+    """`build_kwargs` with `WHISPER_KOREAN` under `generate_kwargs` for the multilingual Whisper model `spec`, unless
+    they already give a language (their own keys win: `{"task": "translate"}` translates Korean speech)."""
+    from transformers import GenerationConfig
+
+    generate = dict(build_kwargs.get("generate_kwargs") or {})
+    if "language" in generate:
+        return build_kwargs
+    try:
+        multilingual = getattr(GenerationConfig.from_pretrained(spec, **hub_kwargs), "is_multilingual", False)
+    except (OSError, ValueError):  # no generation config: leave the model's own behaviour
+        return build_kwargs
+    if not multilingual:  # English-only Whisper (*.en) refuses a language
+        return build_kwargs
+    return {**build_kwargs, "generate_kwargs": {**WHISPER_KOREAN, **generate}}
+
 
 class TranscriptionError(ValueError):
     """Some inputs of a call could not be transcribed (the model failed on them, or heard no words).
@@ -105,6 +127,8 @@ class Transcriber:
             - a ready `automatic-speech-recognition` pipeline: called with `asr_kwargs` on every call;
             - a callable `asr_model(audio, **asr_kwargs) -> str`: `audio` is one clip, a float32 numpy array
               `(samples,)`, mono, at 16 kHz; it is called once per clip (it may also return `{"text": str}`).
+            A multilingual Whisper model id transcribes Korean (`WHISPER_KOREAN`) unless `asr_kwargs` give
+            `generate_kwargs={"language": ...}` (`None` lets Whisper detect the language).
         asr_kwargs (`dict`, *optional*): for a model id, keyword arguments of `transformers.pipeline` (`device`,
             `dtype`, `model_kwargs`, `revision`, ...) and of the pipeline's call (`generate_kwargs`,
             `chunk_length_s`, ...), e.g. `{"generate_kwargs": {"language": "korean"}}` for Whisper; for a ready
@@ -180,6 +204,8 @@ class Transcriber:
                 f"sequence-to-sequence speech model such as 'openai/whisper-small'), so it cannot transcribe "
                 f"recordings for {self.owner}."
             )
+        if config.model_type == "whisper":
+            self._build_kwargs = with_whisper_language(self._spec, self._build_kwargs, hub_kwargs)
         try:
             self._backend = pipeline(ASR_TASK, model=self._spec, **self._build_kwargs)
         except (OSError, ValueError, KeyError, TypeError) as error:
@@ -247,5 +273,6 @@ __all__ = [
     "ON_EMPTY_TRANSCRIPT",
     "Transcriber",
     "TranscriptionError",
+    "WHISPER_KOREAN",
     "check_on_empty_transcript",
 ]

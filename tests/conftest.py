@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import real_weights
 from kemd_emotion import KlueWav2Vec2ForEmotion
 from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_config, tiny_processor as build_tiny_processor
 
@@ -40,6 +41,29 @@ def tiny_model_factory(tiny_processor):
         return KlueWav2Vec2ForEmotion(config).eval()
 
     return factory
+
+
+def real_weights_required() -> bool:
+    """Whether tests marked `realweights` must run: in CI (`CI` set) and with KEMD_REQUIRE_REAL_WEIGHTS=1."""
+    in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    return in_ci or os.environ.get("KEMD_REQUIRE_REAL_WEIGHTS") == "1"
+
+
+@pytest.fixture(scope="session")
+def real_weights_dirs() -> real_weights.RealWeights:
+    """The real pretrained test weights: `.e5` (multilingual-e5-small) and `.whisper` (whisper-base) folders, built by
+    `python tests/helpers/real_weights.py` (`.ci/run` builds them). Not built: the test is skipped saying how to
+    build them, or fails where they are required (see `real_weights_required`). Tests never build them: a worker
+    of `make test` must not spend a minute and 1 GB on it unasked."""
+    found = real_weights.find_test_weights()
+    if found is None:
+        where = real_weights.default_cache_dir()
+        message = (f"the real test weights are not built in {where}: run `{real_weights.build_command()}` "
+                   f"(${real_weights.CACHE_ENV} chooses the folder)")
+        if real_weights_required():
+            pytest.fail(message + "; they are required here (CI or KEMD_REQUIRE_REAL_WEIGHTS=1)")
+        pytest.skip(message)
+    return found
 
 
 @pytest.fixture

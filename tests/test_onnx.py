@@ -212,6 +212,29 @@ def test_onnx_folder_describes_itself(case, exports):
         "onnxruntime_klue_wav2vec2.OnnxKlueWav2Vec2ForEmotion"
 
 
+def test_text_encoder_whose_tokenizer_makes_no_token_type_ids_exports(clips, tmp_path):
+    """A RoBERTa with its byte-level BPE tokenizer (pad id 1, `<s> ... </s>`, no token_type_ids, as XLM-R's and
+    multilingual-e5's SentencePiece tokenizers): the export feeds zeros for the token types, and the onnxruntime
+    model gives the eager outputs on a batch without them."""
+    from kemd_emotion.testing_utils import (AUDIO_ENCODERS, build_from_encoder_folders, processor_for_encoders,
+                                            save_encoder_folders, tiny_roberta_config)
+
+    folders = save_encoder_folders(tmp_path / "encoders", text_encoders={"roberta": tiny_roberta_config},
+                                   audio_encoders={"wav2vec2-group": AUDIO_ENCODERS["wav2vec2-group"]})
+    processor = processor_for_encoders(folders["roberta"], folders["wav2vec2-group"])
+    batch = processor(text=TEXTS, audio=clips, sampling_rate=16000)
+    assert "token_type_ids" not in batch and processor.tokenizer.pad_token_id == 1
+    case = ContractCase("cat", "hidden", "last", "wav2vec2-group", "roberta")
+    model = build_from_encoder_folders(case, folders, seed=1)
+    checkpoint = save_checkpoint(model, processor, tmp_path / "checkpoint")
+    folder = export_onnx(checkpoint, tmp_path / "onnx")
+    found = OnnxKlueWav2Vec2ForEmotion.from_pretrained(folder)(**batch)
+    with torch.no_grad():
+        expected = model(**batch)
+    for name in ("logits", "regression"):
+        close(found[name], expected[name].numpy(), name=name)
+
+
 # ------------------------------------------------------------------------------------------------- loading as a checkpoint
 def pipeline_numbers(classifier, items) -> dict:
     outputs = {"batched": classifier(items, batch_size=2), "single": [classifier(item) for item in items]}
@@ -243,33 +266,74 @@ def test_pipeline_gives_the_same_answers_from_the_onnx_folder(exports, clips):
             close(got[key], value, name=key)
 
 
-def test_remote_code_loads_the_onnx_folder_without_kemd_emotion(exports, clips, tmp_path):
-    """`trust_remote_code=True` where kemd_emotion cannot be imported: the folder's own code runs the graph."""
+def test_every_auto_entry_point_loads_the_checkpoint_and_onnx_folder_without_kemd_emotion(exports, clips, tmp_path):
+    """`trust_remote_code=True` where kemd_emotion cannot be imported, through each entry point transformers offers
+    (AutoConfig, AutoProcessor, AutoModel, pipeline) and on both folders a user shares: the folder's own code loads,
+    whatever keywords the installed transformers passes it (5.25's AutoModel added `_from_auto`)."""
     found = exports(REFERENCE)
     np.savez(tmp_path / "clips.npz", *clips)
+    folders = {"checkpoint": str(found["checkpoint"]), "onnx": str(found["folder"])}
     script = BLOCK_KEMD_EMOTION + f"""
 import numpy as np
-from transformers import AutoModel, pipeline
+from transformers import AutoConfig, AutoModel, AutoProcessor, pipeline
 clips = list(np.load({str(tmp_path / "clips.npz")!r}).values())
-classifier = pipeline("emotion-multimodal", model={str(found["folder"])!r}, trust_remote_code=True, device="cpu")
-answers = classifier([{{"text": t, "audio": c}} for t, c in zip({TEXTS!r}, clips)], batch_size=2)
-model = AutoModel.from_pretrained({str(found["folder"])!r}, trust_remote_code=True)
-print(json.dumps({{"model": type(classifier.model).__module__ + "." + type(classifier.model).__name__,
-                  "auto": type(model).__name__, "answers": answers}}))
+name = lambda thing: type(thing).__module__ + "." + type(thing).__name__
+loaded = {{}}
+for kind, folder in {folders!r}.items():
+    classifier = pipeline("emotion-multimodal", model=folder, trust_remote_code=True, device="cpu")
+    loaded[kind] = {{
+        "config": name(AutoConfig.from_pretrained(folder, trust_remote_code=True)),
+        "processor": name(AutoProcessor.from_pretrained(folder, trust_remote_code=True)),
+        "model": name(AutoModel.from_pretrained(folder, trust_remote_code=True)),
+        "pipeline_model": name(classifier.model),
+        "answers": classifier([{{"text": t, "audio": c}} for t, c in zip({TEXTS!r}, clips)], batch_size=2),
+    }}
+print(json.dumps(loaded))
 """
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     remote = json.loads(result.stdout.strip().splitlines()[-1])
-    assert remote["model"].startswith("transformers_modules") and remote["model"].endswith("OnnxKlueWav2Vec2ForEmotion")
-    assert remote["auto"] == "OnnxKlueWav2Vec2ForEmotion"
+    expected_model = {"checkpoint": "KlueWav2Vec2ForEmotion", "onnx": "OnnxKlueWav2Vec2ForEmotion"}
+    for kind, names in remote.items():
+        for entry in ("config", "processor", "model", "pipeline_model"):
+            assert names[entry].startswith("transformers_modules."), (kind, entry, names[entry])
+        assert names["config"].endswith(".KlueWav2Vec2EmotionConfig")
+        assert names["processor"].endswith(".KlueWav2Vec2Processor")
+        assert names["model"].endswith("." + expected_model[kind]) and names["pipeline_model"] == names["model"]
     local = pipeline("emotion-multimodal", model=str(found["checkpoint"]), device="cpu")(
         [{"text": text, "audio": clip} for text, clip in zip(TEXTS, clips)], batch_size=2)
-    for theirs, ours in zip(remote["answers"], local):
-        assert theirs["labels"] == ours["labels"]
-        close([e["score"] for e in theirs["emotions"]], [e["score"] for e in ours["emotions"]])
-        close([theirs["arousal"], theirs["valence"]], [ours["arousal"], ours["valence"]])
+    for kind in folders:
+        for theirs, ours in zip(remote[kind]["answers"], local):
+            assert theirs["labels"] == ours["labels"]
+            close([e["score"] for e in theirs["emotions"]], [e["score"] for e in ours["emotions"]])
+            close([theirs["arousal"], theirs["valence"]], [ours["arousal"], ours["valence"]])
+
+
+TRANSFORMERS_PLUMBING = {
+    "_from_auto": True, "_from_pipeline": "emotion-multimodal", "_commit_hash": None, "_a_future_internal": 1,
+    "trust_remote_code": True, "code_revision": None, "adapter_kwargs": {}, "revision": "main", "token": None,
+    "cache_dir": None, "force_download": False, "local_files_only": True, "proxies": None, "subfolder": "",
+}
+"""Keywords transformers' Auto classes and pipeline() pass to a remote-code class (5.25's and a future private one)."""
+
+
+def test_onnx_model_and_processor_accept_transformers_loading_keywords(exports):
+    from kemd_emotion import KlueWav2Vec2Processor
+
+    folder = exports(REFERENCE)["folder"]
+    model = OnnxKlueWav2Vec2ForEmotion.from_pretrained(folder, **TRANSFORMERS_PLUMBING)
+    assert isinstance(model, OnnxKlueWav2Vec2ForEmotion)
+    processor = KlueWav2Vec2Processor.from_pretrained(folder, **TRANSFORMERS_PLUMBING)
+    assert isinstance(processor, KlueWav2Vec2Processor)
+
+
+def test_onnx_model_refuses_a_misspelt_option_naming_it_and_the_options(exports):
+    folder = exports(REFERENCE)["folder"]
+    with pytest.raises(TypeError, match=r"unexpected keyword\(s\) 'provder' \(did you mean 'provider'\?\); it takes "
+                                        r"config, provider, intra_op_num_threads"):
+        OnnxKlueWav2Vec2ForEmotion.from_pretrained(folder, provder="CPUExecutionProvider", _from_auto=True)
 
 
 def test_endpoint_handler_serves_the_onnx_folder(exports, clips):

@@ -427,3 +427,26 @@ def test_audio_only_input_through_trust_remote_code_in_a_fresh_process(model, ti
     np.testing.assert_allclose(flat(got), flat(plain({"text": "정말 좋네요", "audio": clips[0]})), atol=1e-4)
     name, message = results["empty"]
     assert name == "TranscriptionError" and message.startswith("input: the callable recognizer heard no words")
+
+
+def test_multilingual_whisper_ids_transcribe_korean_unless_told_otherwise(tmp_path):
+    """A Korean package: a multilingual Whisper model id gets language="korean" (detection garbles Korean speech,
+    see WHISPER_KOREAN); a language given (None included: detect) and English-only models are left alone."""
+    from transformers import GenerationConfig
+
+    from kemd_emotion.transcription_klue_wav2vec2 import WHISPER_KOREAN, with_whisper_language
+
+    multilingual, english, bare = tmp_path / "multilingual", tmp_path / "english", tmp_path / "bare"
+    GenerationConfig(is_multilingual=True).save_pretrained(multilingual)
+    GenerationConfig(is_multilingual=False).save_pretrained(english)
+    bare.mkdir()
+    build = {"device": "cpu", "generate_kwargs": {"max_new_tokens": 64}}
+    assert with_whisper_language(str(multilingual), build, {}) == {
+        "device": "cpu", "generate_kwargs": {**WHISPER_KOREAN, "max_new_tokens": 64}}
+    assert build == {"device": "cpu", "generate_kwargs": {"max_new_tokens": 64}}  # not changed in place
+    assert with_whisper_language(str(multilingual), {"generate_kwargs": {"task": "translate"}}, {}) == {
+        "generate_kwargs": {"language": "korean", "task": "translate"}}
+    for given in ({"generate_kwargs": {"language": None}}, {"generate_kwargs": {"language": "english"}}):
+        assert with_whisper_language(str(multilingual), given, {}) is given
+    assert with_whisper_language(str(english), build, {}) is build
+    assert with_whisper_language(str(bare), build, {}) is build

@@ -254,20 +254,31 @@ class Experiment:
                 logger.warning("Could not write the model card of %s: %s: %s", final_dir, type(error).__name__, error)
 
 
+REPORTED_LIBRARIES = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "evaluate", "huggingface_hub",
+                      "safetensors", "numpy", "soundfile", "librosa", "onnxruntime", "gradio")
+"""The libraries whose versions a run records (and CI prints): those a result or an interface relies on."""
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed version of each of `REPORTED_LIBRARIES` (None where an optional one is not installed)."""
+    from importlib import metadata
+
+    versions = {}
+    for name in REPORTED_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def environment(args: RunArguments) -> dict:
     """What a run's numbers rely on besides its options: library versions, threads, device, determinism switches."""
-    import accelerate
-    import datasets
-    import numpy
-    import tokenizers
-
     device = str(args.device)
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "tokenizers": tokenizers.__version__, "datasets": datasets.__version__,
-                     "accelerate": accelerate.__version__, "numpy": numpy.__version__},
+        "versions": library_versions(),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
