@@ -32,8 +32,15 @@ AUDIO_REPRESENTATIONS = ("conv", "hidden", "weighted")
 REGRESSION_LOSSES = ("mse", "ccc")
 SUPPORTED_TEXT_MODEL_TYPES = ("bert", "roberta", "electra")
 """Text encoders the model is built and tested with: AutoModel encoders with token embeddings and `hidden_size`."""
-SUPPORTED_AUDIO_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
-"""Speech encoders with wav2vec2's convolutional front end, feature projection and transformer encoder."""
+WAV2VEC2_FAMILY = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
+"""Speech encoders with wav2vec2's convolutional front end, feature projection and transformer encoder: they read
+raw 16 kHz samples (`input_values`)."""
+WHISPER = "whisper"
+"""Whisper's encoder (any Whisper checkpoint; the decoder is dropped): it reads log-mel `input_features`."""
+SUPPORTED_AUDIO_MODEL_TYPES = (*WAV2VEC2_FAMILY, WHISPER)
+"""Speech encoders the model is built and tested with."""
+WHISPER_AUDIO_REPRESENTATIONS = ("hidden", "weighted")
+"""`audio_representation`s of a Whisper encoder: `"conv"` is wav2vec2's normalised convolutional output."""
 AUTO = "auto"
 """`emotion_pos_weight="auto"`: weights computed from the training rows before training."""
 
@@ -79,6 +86,16 @@ def forget_registered_custom_pipelines(config: PreTrainedConfig) -> None:
         config.custom_pipelines = kept
     else:
         del config.custom_pipelines
+
+
+def audio_input_name(audio_config) -> str:
+    """`"input_features"` for a Whisper speech encoder (log-mel frames), `"input_values"` for the wav2vec2 family."""
+    return "input_features" if getattr(audio_config, "model_type", None) == WHISPER else "input_values"
+
+
+def whisper_max_frames(audio_config) -> int:
+    """The most mel frames a Whisper encoder takes: two per position (3000 = 30 s of 10 ms frames)."""
+    return 2 * audio_config.max_source_positions
 
 
 def divisors(number: int) -> list[int]:
@@ -146,8 +163,9 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
             A BERT, RoBERTa or ELECTRA config (`SUPPORTED_TEXT_MODEL_TYPES`; default: a `BertConfig` shaped like
             `klue/bert-base`).
         audio_config (`PreTrainedConfig` or `dict`, *optional*):
-            A Wav2Vec2 (group or layer norm, stable layer norm as XLS-R), HuBERT, WavLM or Data2VecAudio config
-            (`SUPPORTED_AUDIO_MODEL_TYPES`; default: shaped like `facebook/wav2vec2-base`).
+            A Wav2Vec2 (group or layer norm, stable layer norm as XLS-R), HuBERT, WavLM or Data2VecAudio config, which
+            read raw 16 kHz `input_values`; or a `WhisperConfig`, whose encoder alone is used and reads log-mel
+            `input_features` (`SUPPORTED_AUDIO_MODEL_TYPES`; default: shaped like `facebook/wav2vec2-base`).
         fusion (`str`, defaults to `"cat"`):
             `"cat"` concatenates pooled text and speech vectors; `"add"` projects speech to the text width with one
             linear layer and adds; `"text"` / `"speech"` use one encoder only (the paper's unimodal rows); `"cross"`
@@ -159,7 +177,9 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
             `"hidden"`: the wav2vec2 transformer's last hidden state. `"conv"`: the paper's normalised convolutional
             features (`extract_features`, 512-d for wav2vec2-base); the transformer layers are then not built or run.
             `"weighted"`: a learned softmax-weighted sum (SUPERB) of the projected conv features (the transformer's
-            input) and every transformer layer's output, the last one being the `"hidden"` state.
+            input) and every transformer layer's output, the last one being the `"hidden"` state. A Whisper encoder
+            takes `"hidden"` (after its final layer norm) and `"weighted"` (its convolutions' output with positions,
+            then every layer's); `"conv"` is wav2vec2's and raises a ValueError.
         weighted_layer_norm (`bool`, defaults to `False`): with `"weighted"`, layer-normalise each frame of each
             layer (no parameters) before the sum, as s3prl's `--upstream_feature_normalize`; off, as s3prl's default.
         cross_attention_dim (`int`, *optional*): with `fusion="cross"`, the width both sequences are projected to
@@ -177,7 +197,8 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
             arousal and valence).
         regression_offset (`float`, defaults to 3.0): added to the regression head's output, so that a fresh head
             predicts the middle of the 1-5 rating scale.
-        freeze_feature_encoder (`bool`, defaults to `False`): keep wav2vec2's convolutional feature encoder fixed.
+        freeze_feature_encoder (`bool`, defaults to `False`): keep the convolutional feature encoder fixed (wav2vec2's
+            seven conv layers; Whisper's two convolutions).
         asr_model (`str`, *optional*): id or folder of a speech-recognition model (e.g. `"openai/whisper-small"`)
             that `pipeline("emotion-multimodal")` uses to transcribe inputs given without text, when the caller
             passes no `asr_model`. Nothing is loaded until an input needs a transcript.
@@ -271,6 +292,12 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
         check_choice("regression_loss", self.regression_loss, REGRESSION_LOSSES)
         check_choice("text_config.model_type", self.text_config.model_type, SUPPORTED_TEXT_MODEL_TYPES)
         check_choice("audio_config.model_type", self.audio_config.model_type, SUPPORTED_AUDIO_MODEL_TYPES)
+        if self.is_whisper and self.audio_representation not in WHISPER_AUDIO_REPRESENTATIONS:
+            raise ValueError(
+                f"audio_representation={self.audio_representation!r} is not supported with a Whisper speech encoder "
+                "(audio_config.model_type='whisper'): 'conv' is wav2vec2's normalised convolutional output; expected "
+                f"one of {', '.join(map(repr, WHISPER_AUDIO_REPRESENTATIONS))}."
+            )
         self.check_weighted_and_cross()
         if not 0.0 <= self.classifier_dropout < 1.0:
             raise ValueError(f"classifier_dropout={self.classifier_dropout!r} must be in [0, 1).")
@@ -312,6 +339,16 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
                 f"{self.cross_attention_num_heads}; expected a width that is a multiple of the number of heads "
                 f"(e.g. cross_attention_heads in {divisors(self.cross_attention_width)})."
             )
+
+    @property
+    def is_whisper(self) -> bool:
+        """Whether the speech encoder is Whisper's (log-mel `input_features`) rather than a wav2vec2-family one."""
+        return self.audio_config.model_type == WHISPER
+
+    @property
+    def audio_input_name(self) -> str:
+        """The model input holding the speech: `"input_features"` (log-mel, Whisper) or `"input_values"` (samples)."""
+        return audio_input_name(self.audio_config)
 
     @property
     def cross_attention_width(self) -> int:

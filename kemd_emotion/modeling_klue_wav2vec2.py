@@ -1,5 +1,5 @@
 """KLUE-BERT + wav2vec 2.0 (or another BERT/RoBERTa/ELECTRA text encoder and a HuBERT/WavLM/Data2VecAudio speech
-encoder) fused for multi-label emotion and arousal/valence regression.
+encoder, or Whisper's encoder) fused for multi-label emotion and arousal/valence regression.
 
 This file is copied next to saved checkpoints (``trust_remote_code``): it may import only from torch,
 transformers and the other ``*_klue_wav2vec2`` files, with single-dot imports.
@@ -7,7 +7,8 @@ transformers and the other ``*_klue_wav2vec2`` files, with single-dot imports.
 Padding is the thing to get right here. Every pooled vector is computed from real tokens / frames only, and
 wav2vec2's group-norm feature encoder (wav2vec2-base), whose first layer normalises each channel over *time*,
 gets its statistics from the real frames only; Data2VecAudio's stacked positional convolutions see zeros on padded
-frames, as the clip alone would; cross-modal attention never attends to a padded token or frame. So an utterance
+frames, as the clip alone would; cross-modal attention never attends to a padded token or frame; Whisper's encoder runs at the batch's longest clip
+(not 30 s) with its convolutions seeing zeros past each clip and its attention masked. So an utterance
 gives the same outputs alone and padded inside a batch of longer ones, whichever encoders the checkpoint has.
 
 The forward pass has no Python branch on tensor values, so `torch.export`, `torch.jit.trace` and
@@ -26,9 +27,16 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoids
 from transformers.utils import ModelOutput, is_tracing
 
-from .configuration_klue_wav2vec2 import KlueWav2Vec2EmotionConfig
+from .configuration_klue_wav2vec2 import (
+    SUPPORTED_AUDIO_MODEL_TYPES,
+    SUPPORTED_TEXT_MODEL_TYPES,
+    KlueWav2Vec2EmotionConfig,
+    whisper_max_frames,
+)
 
 
 @dataclass
@@ -274,6 +282,90 @@ def masked_positional_convolutions(encoder: nn.Module, frame_mask: torch.Tensor)
             handle.remove()
 
 
+class WhisperSpeechEncoder(WhisperEncoder):
+    """transformers' `WhisperEncoder`, loadable from any Whisper checkpoint: `from_pretrained` of a
+    `WhisperForConditionalGeneration` / `WhisperModel` folder keeps the encoder's weights (their `model.encoder.` /
+    `encoder.` prefixes are mapped away) and drops the decoder's without a report of unexpected keys.
+
+    Its own `forward` takes exactly 30 s of mel frames; [`KlueWav2Vec2ForEmotion`] runs its modules through
+    [`whisper_encoder_states`] instead, on clips of any length up to 30 s.
+    """
+
+    _keys_to_ignore_on_load_unexpected = [r"^(model\.)?decoder\.", r"^proj_out\."]
+    CHECKPOINT_KEY_MAPPING = {r"^model\.encoder\.": "", r"^encoder\.": ""}
+
+    def __init__(self, config):
+        super().__init__(config)
+        # transformers skips `_init_weights` of a module without parameters of its own when the class is defined
+        # outside transformers (as this one is), so WhisperEncoder's sinusoidal positions would stay random.
+        weight = self.embed_positions.weight
+        if weight.device.type != "meta":
+            with torch.no_grad():
+                weight.copy_(sinusoids(*weight.shape))
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        kwargs.setdefault("key_mapping", cls.CHECKPOINT_KEY_MAPPING)
+        return super().from_pretrained(*args, **kwargs)
+
+
+def whisper_frame_lengths(encoder: nn.Module, mel_lengths: torch.Tensor) -> torch.Tensor:
+    """Encoder frames (20 ms) per clip from its mel frames (10 ms): the length after `conv2` (stride 2)."""
+    conv = encoder.conv2
+    kernel, stride, padding = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    return torch.div(mel_lengths + 2 * padding - kernel, stride, rounding_mode="floor") + 1
+
+
+def whisper_encoder_states(
+    encoder: nn.Module, input_features: torch.Tensor, mel_lengths: torch.Tensor, all_layers: bool = False
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Run a Whisper encoder's own modules on a batch of clips of any length up to 30 s, padding-invariantly.
+
+    transformers' `WhisperEncoder.forward` takes exactly 3000 mel frames (every clip padded to 30 s) and attends to
+    all of them. Here the batch is as long as its longest clip, and each clip's outputs are what it gives alone:
+    - the mel frames after each clip's `mel_lengths` are zeroed before `conv1`, and `conv1`'s outputs after them
+      before `conv2`, so that both convolutions see at a clip's end the zeros their own padding gives a clip alone
+      (`conv2`, kernel 3 and stride 2, reads one frame beyond its last output's centre);
+    - positions are the first rows of `embed_positions` (one per 20 ms encoder frame), as for the clip alone;
+    - every layer's attention ignores the padded frames (a bidirectional mask in the form the configured attention
+      implementation takes: eager, sdpa, ...).
+
+    Args:
+        encoder: a `WhisperEncoder` (`conv1`, `conv2`, `embed_positions`, `layers`, `layer_norm`).
+        input_features (`(batch, num_mel_bins, mel_frames)`): log-mel features, at most 3000 frames.
+        mel_lengths (`(batch,)`): real mel frames per clip.
+        all_layers: return every state (`"weighted"`), not only the last one.
+
+    Returns:
+        The states `(batch, frames, d_model)`: with `all_layers`, the layers' input (convolutions + positions) and
+        every layer's output, the last one after the final layer norm (`encoder_layers + 1` tensors), else the last
+        one alone; and the `(batch, frames)` frame mask, true on real frames.
+    """
+    mel_mask = lengths_to_mask(mel_lengths, input_features.shape[-1])[:, None, :].to(input_features.dtype)
+    hidden = F.gelu(encoder.conv1(input_features * mel_mask))
+    hidden = F.gelu(encoder.conv2(hidden * mel_mask.to(hidden.dtype)))
+    hidden = hidden.transpose(1, 2)
+    frames = hidden.shape[1]
+    if isinstance(frames, torch.SymInt):  # torch.export: tells the exporter the slice below is never clamped
+        torch._check(frames <= encoder.embed_positions.num_embeddings)
+    hidden = hidden + encoder.embed_positions.weight[:frames].to(hidden.dtype)
+    hidden = F.dropout(hidden, p=encoder.dropout, training=encoder.training)
+    frame_mask = lengths_to_mask(whisper_frame_lengths(encoder, mel_lengths), frames)
+    attention_mask = create_bidirectional_mask(
+        config=encoder.layers[0].self_attn.config if len(encoder.layers) else encoder.config,
+        inputs_embeds=hidden, attention_mask=frame_mask,
+    )
+    states = [hidden]
+    for layer in encoder.layers:
+        # LayerDrop as WhisperEncoder.forward does it (training only); a skipped layer passes its input on.
+        if encoder.training and encoder.layerdrop > 0.0 and torch.rand([]) < encoder.layerdrop:
+            states.append(states[-1])
+            continue
+        states.append(layer(states[-1], attention_mask))
+    states[-1] = encoder.layer_norm(states[-1])
+    return (states if all_layers else states[-1:]), frame_mask
+
+
 class CrossModalAttention(nn.Module):
     """Multi-head attention of one sequence's positions over the other's real positions.
 
@@ -364,6 +456,21 @@ class CrossModalFusion(nn.Module):
         return torch.cat([pool(text, text_mask, self.pooling), pool(speech, speech_mask, self.pooling)], dim=-1)
 
 
+def check_encoder_kind(role: str, name_or_path, model_type: str, supported) -> None:
+    """Raise a ValueError naming `{role}_model_name_or_path` when its checkpoint is not a supported encoder kind."""
+    if model_type in supported:
+        return
+    hint = ""
+    if role == "text" and model_type in SUPPORTED_AUDIO_MODEL_TYPES:
+        hint = f" A {model_type} checkpoint is a speech encoder: pass it as audio_model_name_or_path."
+    elif role == "audio" and model_type in SUPPORTED_TEXT_MODEL_TYPES:
+        hint = f" A {model_type} checkpoint is a text encoder: pass it as text_model_name_or_path."
+    raise ValueError(
+        f"{role}_model_name_or_path={str(name_or_path)!r} is a {model_type!r} checkpoint; expected a {role} encoder, "
+        f"one of {', '.join(map(repr, supported))}.{hint}"
+    )
+
+
 def concordance_correlation(predictions: torch.Tensor, targets: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Lin's concordance correlation coefficient along dim 0 of `(batch, ...)` tensors (population moments)."""
     pred_mean, target_mean = predictions.mean(0), targets.mean(0)
@@ -394,8 +501,9 @@ class KlueWav2Vec2PreTrainedModel(PreTrainedModel):
 class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
     r"""
     A text encoder (KLUE-BERT; or RoBERTa, ELECTRA) and a wav2vec 2.0 speech encoder (or HuBERT, WavLM,
-    Data2VecAudio), both trainable, pooled over real tokens/frames and fused by concatenation (`"cat"`) or by a
-    speech-to-text linear projection and addition (`"add"`), or used alone (`"text"`, `"speech"`), or fused by
+    Data2VecAudio, or the encoder of any Whisper checkpoint, which reads log-mel `input_features`), both trainable,
+    pooled over real tokens/frames and fused by concatenation (`"cat"`) or by a speech-to-text linear projection and
+    addition (`"add"`), or used alone (`"text"`, `"speech"`), or fused by
     cross-modal attention between the token and frame sequences (`"cross"`). A 7-way emotion head (multi-label
     soft-margin loss) and an arousal/valence head read the fused vector.
 
@@ -421,7 +529,7 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
     ):
         super().__init__(config)
         config.check_values()
-        self.main_input_name = "input_values" if config.fusion == "speech" else "input_ids"
+        self.main_input_name = config.audio_input_name if config.fusion == "speech" else "input_ids"
 
         self.text_model = None
         if config.uses_text:
@@ -435,7 +543,15 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             self.text_model = text_model
 
         self.audio_model = None
-        if config.uses_audio:
+        if config.uses_audio and config.is_whisper:
+            if audio_model is None:
+                audio_model = WhisperSpeechEncoder(config.audio_config)
+            elif not isinstance(audio_model, WhisperEncoder):  # a WhisperModel / ...ForConditionalGeneration
+                audio_model = audio_model.get_encoder()
+            self.config.audio_config._attn_implementation = audio_model.config._attn_implementation
+            audio_model.config = self.config.audio_config
+            self.audio_model = audio_model
+        elif config.uses_audio:
             if audio_model is None:
                 audio_model = AutoModel.from_config(config.audio_config)
             if getattr(audio_model, "adapter", None) is not None:
@@ -497,7 +613,9 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             text_model_name_or_path: hub id or folder of the text encoder, a BERT, RoBERTa or ELECTRA (e.g.
                 `"klue/bert-base"`, `"klue/roberta-base"`); may be None only for `fusion="speech"`.
             audio_model_name_or_path: hub id or folder of the speech encoder, a wav2vec2, HuBERT, WavLM or
-                Data2VecAudio (e.g. `"facebook/wav2vec2-base"`); may be None only for `fusion="text"`. WavLM has
+                Data2VecAudio (e.g. `"facebook/wav2vec2-base"`), or any Whisper checkpoint (e.g.
+                `"openai/whisper-small"`: its encoder is loaded, its decoder is not); may be None only for
+                `fusion="text"`. WavLM has
                 no sdpa attention in transformers: leave `attn_implementation` unset (each encoder keeps its own).
             attn_implementation: `"sdpa"`, `"eager"`, `"flash_attention_2"`, ... for both encoders (default: each
                 encoder's default, sdpa where it can run). An implementation that cannot run here raises
@@ -511,7 +629,9 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             config_kwargs: options of [`KlueWav2Vec2EmotionConfig`] (fusion, pooling, audio_representation, ...).
 
         Raises:
-            ValueError: a needed encoder path is None, an argument contradicts the same key in
+            ValueError: a needed encoder path is None, a checkpoint is not a supported encoder of its role (naming
+                `text_model_name_or_path` / `audio_model_name_or_path`: e.g. a Whisper folder as the text model), an
+                argument contradicts the same key in
                 `text_model_kwargs` / `audio_model_kwargs`, or the encoders load in different dtypes without `dtype=`.
         """
         fusion = config_kwargs.get("fusion", "cat")
@@ -526,16 +646,23 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
                     )
                 kwargs[name] = value
 
+        supported = {"text": SUPPORTED_TEXT_MODEL_TYPES, "audio": SUPPORTED_AUDIO_MODEL_TYPES}
+
         def load(name_or_path, needed: bool, role: str):
             if name_or_path is None:
                 if needed:
                     raise ValueError(f"fusion={fusion!r} needs a pretrained {role} model; got {role}_model_name_or_path=None.")
                 return None, None
-            if needed:
-                model = AutoModel.from_pretrained(name_or_path, **roles[role])
-                return model, model.config
             config_only = {key: value for key, value in roles[role].items() if key not in ("dtype", "attn_implementation")}
-            return None, AutoConfig.from_pretrained(name_or_path, **config_only)
+            config = AutoConfig.from_pretrained(name_or_path, **config_only)
+            check_encoder_kind(role, name_or_path, config.model_type, supported[role])
+            if not needed:
+                return None, config
+            if config.model_type == "whisper":  # the encoder of any Whisper checkpoint; the decoder is not loaded
+                model = WhisperSpeechEncoder.from_pretrained(name_or_path, **roles[role])
+            else:
+                model = AutoModel.from_pretrained(name_or_path, **roles[role])
+            return model, model.config
 
         text_model, text_config = load(text_model_name_or_path, fusion != "speech", "text")
         audio_model, audio_config = load(audio_model_name_or_path, fusion != "text", "audio")
@@ -585,12 +712,27 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         Recorded in the config, so the model comes back frozen from `save_pretrained` -> `from_pretrained`.
         """
         if self.audio_model is not None:
-            # What Wav2Vec2Model.freeze_feature_encoder does; HubertModel has no such method, every family this.
-            self.audio_model.feature_extractor._freeze_parameters()
+            for module in self.feature_encoder_modules():
+                module.requires_grad_(False)
+            if not self.config.is_whisper:
+                # What Wav2Vec2Model.freeze_feature_encoder does; HubertModel has no such method, every family this.
+                self.audio_model.feature_extractor._freeze_parameters()
         self.config.freeze_feature_encoder = True
 
+    def feature_encoder_modules(self) -> list[nn.Module]:
+        """The speech encoder's convolutional front end: wav2vec2's `feature_extractor`, Whisper's `conv1` and
+        `conv2` (what `freeze_feature_encoder` freezes); empty without a speech encoder."""
+        if self.audio_model is None:
+            return []
+        if self.config.is_whisper:
+            return [self.audio_model.conv1, self.audio_model.conv2]
+        return [self.audio_model.feature_extractor]
+
     def apply_config_freezing(self) -> None:
-        """Freeze what `config.freeze_feature_encoder` says; called by `__init__` and after `from_pretrained`."""
+        """Freeze what `config.freeze_feature_encoder` says, and Whisper's sinusoidal positions (fixed in
+        WhisperEncoder too); called by `__init__` and after `from_pretrained`."""
+        if self.audio_model is not None and self.config.is_whisper:
+            self.audio_model.embed_positions.requires_grad_(False)
         if self.config.freeze_feature_encoder:
             self.freeze_feature_encoder()
 
@@ -612,7 +754,10 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Speech frames `(batch, frames, audio_embed_dim)` in the config's `audio_representation`, and the frame mask
-        `(batch, frames)` (true on real frames), from zero-padded 16 kHz samples `(batch, samples)`."""
+        `(batch, frames)` (true on real frames), from zero-padded 16 kHz samples `(batch, samples)`; for a Whisper
+        encoder from log-mel features `(batch, num_mel_bins, mel_frames)` with their `(batch, mel_frames)` mask."""
+        if self.config.is_whisper:
+            return self.whisper_audio_states(input_values, audio_attention_mask)
         speech_encoder = self.audio_model
         feature_encoder = speech_encoder.feature_extractor
         input_values = input_values.to(feature_encoder.conv_layers[0].conv.weight.dtype)
@@ -644,9 +789,44 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
                 return self.audio_layer_weights(states), frame_mask
             return speech_encoder.encoder(hidden, attention_mask=frame_mask).last_hidden_state, frame_mask
 
+    def whisper_audio_states(
+        self, input_features: torch.Tensor, audio_attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """[`audio_states`] of a Whisper encoder: log-mel `input_features` `(batch, num_mel_bins, mel_frames)` and
+        `audio_attention_mask` `(batch, mel_frames)` (1 on real frames) -> `(batch, frames, d_model)` states (20 ms
+        frames) and their mask. Each clip costs its own length, not 30 s (see [`whisper_encoder_states`])."""
+        encoder = self.audio_model
+        input_features = input_features.to(encoder.conv1.weight.dtype)
+        batch, _, num_frames = input_features.shape
+        if audio_attention_mask is None:
+            mel_lengths = torch.full((batch,), num_frames, dtype=torch.long, device=input_features.device)
+        else:
+            mel_lengths = audio_attention_mask.long().sum(-1)
+        if not is_tracing(input_features):
+            self.check_whisper_lengths(mel_lengths, num_frames)
+        weighted = self.config.audio_representation == "weighted"
+        states, frame_mask = whisper_encoder_states(encoder, input_features, mel_lengths, all_layers=weighted)
+        return (self.audio_layer_weights(states) if weighted else states[-1]), frame_mask
+
     def encode_audio(self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Pooled speech vector `(batch, audio_embed_dim)` from zero-padded 16 kHz samples `(batch, samples)`."""
+        """Pooled speech vector `(batch, audio_embed_dim)` from zero-padded 16 kHz samples `(batch, samples)` (for a
+        Whisper encoder: log-mel `input_features` and their frame mask)."""
         return pool(*self.audio_states(input_values, audio_attention_mask), self.config.pooling)
+
+    def check_whisper_lengths(self, mel_lengths: torch.Tensor, num_frames: int) -> None:
+        """Raise a ValueError when a batch holds more than Whisper's 30 s of mel frames, or a clip has none (eager
+        mode only)."""
+        most = whisper_max_frames(self.config.audio_config)
+        if num_frames > most:
+            longest = int(mel_lengths.max())
+            raise ValueError(
+                f"input_features: {num_frames} mel frames ({num_frames / 100:g} s, the longest clip {longest} frames) "
+                f"are more than the Whisper encoder's {most} ({most / 100:g} s of 10 ms frames); the model takes clips "
+                "of up to 30 s. Score longer recordings with pipeline('emotion-multimodal', ...)(..., chunk_length_s=...)"
+                ", which cuts them into windows, or crop them (the processor's max_audio_seconds)."
+            )
+        if int(mel_lengths.min()) < 1:
+            raise ValueError("input_features: a clip has no real mel frame (its audio_attention_mask is all 0).")
 
     def check_audio_lengths(self, sample_lengths: torch.Tensor) -> None:
         """Raise a ValueError when a clip is shorter than the speech encoder's receptive field (eager mode only)."""
@@ -659,7 +839,10 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
 
     @property
     def min_audio_samples(self) -> int:
-        """The shortest clip (in samples) that yields one wav2vec2 frame (400 for wav2vec2-base)."""
+        """The shortest clip (in samples) that yields one wav2vec2 frame (400 for wav2vec2-base; for Whisper, the
+        processor's 25 ms, which give two mel frames)."""
+        if self.config.is_whisper:
+            return 400
         length = 1
         for kernel, stride in reversed(list(zip(self.config.audio_config.conv_kernel, self.config.audio_config.conv_stride))):
             length = (length - 1) * stride + kernel
@@ -676,20 +859,27 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         labels: torch.FloatTensor | None = None,
         regression_labels: torch.FloatTensor | None = None,
         return_dict: bool | None = None,
+        input_features: torch.FloatTensor | None = None,
     ) -> KlueWav2Vec2EmotionOutput | tuple:
         r"""
         Args:
             input_ids (`(batch, tokens)`), attention_mask, token_type_ids: the tokenised transcript (text mask).
-            input_values (`(batch, samples)`): 16 kHz speech, normalised by the processor, zero padded.
-            audio_attention_mask (`(batch, samples)`): 1 on real samples, 0 on padding. Kept apart from the text mask.
+            input_values (`(batch, samples)`): 16 kHz speech, normalised by the processor, zero padded (wav2vec2,
+                HuBERT, WavLM, Data2VecAudio encoders).
+            audio_attention_mask (`(batch, samples)`): 1 on real samples, 0 on padding; for a Whisper encoder
+                `(batch, mel_frames)`, 1 on real mel frames. Kept apart from the text mask.
             labels (`(batch, num_labels)` floats): multi-hot emotions.
             regression_labels (`(batch, 2)` floats): arousal then valence on the 1-5 scale.
+            input_features (`(batch, num_mel_bins, mel_frames)`): a Whisper encoder's log-mel features (10 ms frames,
+                at most 3000 = 30 s), from the checkpoint's `WhisperFeatureExtractor` through the processor; padded
+                frames are ignored.
         """
         config = self.config
+        audio_input = input_features if config.is_whisper else input_values
         if not is_tracing():
-            self.check_inputs(input_ids, input_values)
+            self.check_inputs(input_ids, input_values, input_features)
         text = self.text_states(input_ids, attention_mask, token_type_ids) if config.uses_text else None
-        audio = self.audio_states(input_values, audio_attention_mask) if config.uses_audio else None
+        audio = self.audio_states(audio_input, audio_attention_mask) if config.uses_audio else None
         text_embeds = pool(*text, config.pooling) if text is not None else None
         audio_embeds = pool(*audio, config.pooling) if audio is not None else None
 
@@ -730,18 +920,41 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         return_dict = return_dict if return_dict is not None else config.return_dict
         return output if return_dict else output.to_tuple()
 
-    def check_inputs(self, input_ids: torch.Tensor | None, input_values: torch.Tensor | None) -> None:
-        """Raise a ValueError when a modality the fusion needs is missing, mis-shaped, or the batch sizes differ."""
-        fusion = self.config.fusion
-        needed = {"input_ids": (self.config.uses_text, input_ids, "text", "(batch, tokens)"),
-                  "input_values": (self.config.uses_audio, input_values, "speech", "(batch, samples) mono audio")}
+    def check_inputs(
+        self, input_ids: torch.Tensor | None, input_values: torch.Tensor | None, input_features: torch.Tensor | None = None
+    ) -> None:
+        """Raise a ValueError when a modality the fusion needs is missing, mis-shaped, given under the other speech
+        encoder's key (`input_values` to a Whisper encoder, `input_features` to a wav2vec2-family one), or the batch
+        sizes differ."""
+        config = self.config
+        fusion = config.fusion
+        if config.uses_audio:
+            wrong, wrong_tensor = ("input_values", input_values) if config.is_whisper else ("input_features", input_features)
+            if wrong_tensor is not None:
+                if config.is_whisper:
+                    expected = ("log-mel input_features (batch, num_mel_bins, frames) from the checkpoint's "
+                                "WhisperFeatureExtractor: build the processor with it")
+                else:
+                    expected = ("16 kHz samples as input_values (batch, samples) from a Wav2Vec2FeatureExtractor: "
+                                "build the processor with it")
+                raise ValueError(
+                    f"{wrong} was given, but the speech encoder (audio_config.model_type="
+                    f"{config.audio_config.model_type!r}) reads {expected}."
+                )
+        if config.is_whisper:
+            bins = config.audio_config.num_mel_bins
+            audio = ("input_features", input_features, 3, f"(batch, {bins} mel bins, frames) log-mel features")
+        else:
+            audio = ("input_values", input_values, 2, "(batch, samples) mono audio")
+        needed = {"input_ids": (config.uses_text, input_ids, "text", 2, "(batch, tokens)"),
+                  audio[0]: (config.uses_audio, audio[1], "speech", audio[2], audio[3])}
         batch_sizes = {}
-        for name, (used, tensor, modality, shape) in needed.items():
+        for name, (used, tensor, modality, rank, shape) in needed.items():
             if not used:
                 continue
             if tensor is None:
                 raise ValueError(f"fusion={fusion!r} needs {modality}: {name} is None.")
-            if tensor.dim() != 2:
+            if tensor.dim() != rank or (name == "input_features" and tensor.shape[1] != config.audio_config.num_mel_bins):
                 raise ValueError(f"{name} must be {shape}; got shape {tuple(tensor.shape)}.")
             batch_sizes[name] = tensor.shape[0]
         if len(set(batch_sizes.values())) > 1:

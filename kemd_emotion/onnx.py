@@ -54,6 +54,14 @@ ONNX_CODE_FILE = "onnxruntime_klue_wav2vec2.py"
 ONNX_MODEL_CLASS = "onnxruntime_klue_wav2vec2.OnnxKlueWav2Vec2ForEmotion"
 DYNAMIC_AXES = {**{name: {0: "batch", 1: "tokens"} for name in TEXT_INPUTS},
                 **{name: {0: "batch", 1: "samples"} for name in AUDIO_INPUTS}}
+WHISPER_DYNAMIC_AXES = {"input_features": {0: "batch", 2: "frames"}, "audio_attention_mask": {0: "batch", 1: "frames"}}
+"""A Whisper encoder's inputs: log-mel `(batch, mel bins, frames)` and the mask per mel frame (up to 3000)."""
+
+
+def dynamic_axes_for(config, names: tuple[str, ...]) -> dict:
+    """The dynamic axes of each graph input in `names` for a model of `config`."""
+    axes = {**DYNAMIC_AXES, **(WHISPER_DYNAMIC_AXES if config.is_whisper else {})}
+    return {name: axes[name] for name in names}
 CHECK_TOLERANCE = 1e-3
 """Largest |ONNX - PyTorch| (logits, regression) `export_onnx` accepts from a float32 graph on its check batches."""
 EXAMPLES = (
@@ -216,9 +224,10 @@ def capture(model, inputs: dict, names: tuple[str, ...], opset: int):
             self.model = emotion_model
 
         def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, input_values=None,
-                    audio_attention_mask=None):
+                    audio_attention_mask=None, input_features=None):
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                             input_values=input_values, audio_attention_mask=audio_attention_mask, return_dict=True)
+                             input_values=input_values, audio_attention_mask=audio_attention_mask,
+                             input_features=input_features, return_dict=True)
             return out.logits, out.regression
 
     # The exporter's notes (torchvision ops it skips, deprecated internals) say nothing about this model.
@@ -230,7 +239,7 @@ def capture(model, inputs: dict, names: tuple[str, ...], opset: int):
             warnings.simplefilter("ignore")
             return torch.onnx.export(
                 LogitsAndRegression(model).eval(), (), kwargs=inputs, dynamo=True, opset_version=opset,
-                dynamic_shapes={name: DYNAMIC_AXES[name] for name in names}, input_names=list(names),
+                dynamic_shapes=dynamic_axes_for(model.config, names), input_names=list(names),
                 output_names=list(OUTPUTS), verbose=False,
             )
     finally:

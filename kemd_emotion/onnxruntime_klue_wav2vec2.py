@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .configuration_klue_wav2vec2 import KlueWav2Vec2EmotionConfig, check_loading_keywords
+from .configuration_klue_wav2vec2 import KlueWav2Vec2EmotionConfig, check_loading_keywords, whisper_max_frames
 from .modeling_klue_wav2vec2 import KlueWav2Vec2EmotionOutput
 
 ONNX_CONFIG_NAME = "onnx_config.json"
@@ -39,6 +39,8 @@ ONNX_FORMAT = "kemd-emotion-onnx"
 ONNX_FORMAT_VERSION = 1
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 AUDIO_INPUTS = ("input_values", "audio_attention_mask")
+WHISPER_AUDIO_INPUTS = ("input_features", "audio_attention_mask")
+"""A Whisper speech encoder's inputs: log-mel `(batch, num_mel_bins, frames)` and the mask per mel frame."""
 OUTPUTS = ("logits", "regression")
 ONNX_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32, "tensor(bool)": np.bool_}
 """onnxruntime's input type names -> numpy dtypes (inputs are cast to what the graph takes)."""
@@ -47,9 +49,14 @@ OWN_LOADING_OPTIONS = ("config", "provider", "intra_op_num_threads", "session_op
 """`from_pretrained`'s own options; transformers' loading keywords (revision, token, `_from_auto`, ...) pass unused."""
 
 
+def audio_inputs_for(config: KlueWav2Vec2EmotionConfig) -> tuple[str, ...]:
+    """The audio inputs of this config's speech encoder: `input_features` (Whisper) or `input_values`, and the mask."""
+    return WHISPER_AUDIO_INPUTS if config.is_whisper else AUDIO_INPUTS
+
+
 def graph_inputs_for(config: KlueWav2Vec2EmotionConfig) -> tuple[str, ...]:
     """The inputs a graph of this config takes: the text ones unless speech-only, the audio ones unless text-only."""
-    return (TEXT_INPUTS if config.uses_text else ()) + (AUDIO_INPUTS if config.uses_audio else ())
+    return (TEXT_INPUTS if config.uses_text else ()) + (audio_inputs_for(config) if config.uses_audio else ())
 
 
 def is_onnx_folder(path: str | os.PathLike) -> bool:
@@ -117,6 +124,8 @@ def import_onnxruntime():
 
 def min_audio_samples(audio_config) -> int:
     """The shortest clip (samples) that gives one frame of the speech encoder's conv stack (400 for wav2vec2-base)."""
+    if getattr(audio_config, "model_type", None) == "whisper":
+        return 400
     length = 1
     for kernel, stride in reversed(list(zip(audio_config.conv_kernel, audio_config.conv_stride))):
         length = (length - 1) * stride + kernel
@@ -127,7 +136,8 @@ class OnnxKlueWav2Vec2ForEmotion:
     r"""
     An exported [`KlueWav2Vec2ForEmotion`] on onnxruntime, called as the PyTorch model is: keyword tensors in
     (`input_ids, attention_mask, token_type_ids` `(batch, tokens)`, `input_values` float `(batch, samples)`,
-    `audio_attention_mask` `(batch, samples)`; a text-only / speech-only model takes only its own), a
+    `audio_attention_mask` `(batch, samples)`; for a Whisper speech encoder `input_features` `(batch, num_mel_bins,
+    frames)` and `audio_attention_mask` `(batch, frames)`; a text-only / speech-only model takes only its own), a
     [`KlueWav2Vec2EmotionOutput`] out with `logits` `(batch, num_labels)` and `regression` `(batch, 2)`.
 
     Torch tensors in give torch tensors out; numpy arrays in give numpy arrays out. Inference only: no labels, no
@@ -153,7 +163,7 @@ class OnnxKlueWav2Vec2ForEmotion:
         self.config = config
         self.onnx_config = onnx_config
         self.name_or_path = folder or ""
-        self.main_input_name = "input_values" if config.fusion == "speech" else "input_ids"
+        self.main_input_name = config.audio_input_name if config.fusion == "speech" else "input_ids"
         self.input_names = tuple(graph_input.name for graph_input in session.get_inputs())
         self.input_dtypes = {graph_input.name: ONNX_TYPES.get(graph_input.type, np.float32)
                              for graph_input in session.get_inputs()}
@@ -293,12 +303,14 @@ class OnnxKlueWav2Vec2ForEmotion:
         input_values=None,
         audio_attention_mask=None,
         return_dict: bool | None = None,
+        input_features=None,
     ) -> KlueWav2Vec2EmotionOutput | tuple:
         """Run the graph; see the class docstring for shapes. Raises a ValueError as the PyTorch model does (a
         missing modality, a wrong rank, different batch sizes, a clip shorter than the speech encoder's receptive
         field), and for more tokens than the text encoder has positions."""
         given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
-                 "input_values": input_values, "audio_attention_mask": audio_attention_mask}
+                 "input_values": input_values, "audio_attention_mask": audio_attention_mask,
+                 "input_features": input_features}
         as_torch = any(isinstance(value, torch.Tensor) for value in given.values())
         feeds = self.graph_feeds({name: to_numpy(value) for name, value in given.items()})
         outputs = dict(zip(self.output_names, self.session.run(None, feeds)))
@@ -313,35 +325,56 @@ class OnnxKlueWav2Vec2ForEmotion:
 
     def graph_feeds(self, given: dict) -> dict[str, np.ndarray]:
         """Checked numpy inputs of the graph, missing masks filled in, in the graph's dtypes."""
-        fusion = self.config.fusion
-        for name, modality, used in (("input_ids", "text", self.config.uses_text),
-                                     ("input_values", "speech", self.config.uses_audio)):
+        config = self.config
+        fusion = config.fusion
+        audio_name = config.audio_input_name
+        if config.uses_audio:
+            wrong = "input_features" if audio_name == "input_values" else "input_values"
+            if given[wrong] is not None:
+                raise ValueError(f"{wrong} was given, but the speech encoder (audio_config.model_type="
+                                 f"{config.audio_config.model_type!r}) reads {audio_name}: build the processor with "
+                                 "the speech encoder checkpoint's own feature extractor.")
+        ranks = {"input_ids": (2, "(batch, tokens)"), "input_values": (2, "(batch, samples)"),
+                 "input_features": (3, "(batch, mel bins, frames)")}
+        for name, modality, used in (("input_ids", "text", config.uses_text), (audio_name, "speech", config.uses_audio)):
             if not used:
                 continue
             if given[name] is None:
                 raise ValueError(f"fusion={fusion!r} needs {modality}: {name} is None.")
-            if given[name].ndim != 2:
-                raise ValueError(f"{name} must be 2-D (batch, {'tokens' if modality == 'text' else 'samples'}); got "
-                                 f"shape {given[name].shape}.")
-        if self.config.uses_text and self.config.uses_audio and len(given["input_ids"]) != len(given["input_values"]):
+            rank, shape = ranks[name]
+            if given[name].ndim != rank:
+                raise ValueError(f"{name} must be {rank}-D {shape}; got shape {given[name].shape}.")
+        if config.uses_text and config.uses_audio and len(given["input_ids"]) != len(given[audio_name]):
             raise ValueError(f"text and audio batch sizes differ: {{'input_ids': {len(given['input_ids'])}, "
-                             f"'input_values': {len(given['input_values'])}}}.")
+                             f"'{audio_name}': {len(given[audio_name])}}}.")
         feeds = {}
-        if self.config.uses_text:
+        if config.uses_text:
             ids = given["input_ids"]
-            positions = self.config.text_config.max_position_embeddings
+            positions = config.text_config.max_position_embeddings
             if ids.shape[1] > positions:
                 raise ValueError(f"input_ids has {ids.shape[1]} tokens; the text encoder has {positions} positions.")
             feeds["input_ids"] = ids
             feeds["attention_mask"] = given["attention_mask"] if given["attention_mask"] is not None else np.ones_like(ids)
             feeds["token_type_ids"] = given["token_type_ids"] if given["token_type_ids"] is not None else np.zeros_like(ids)
-        if self.config.uses_audio:
+        if config.uses_audio and config.is_whisper:
+            features = given["input_features"]
+            mask = given["audio_attention_mask"]
+            feeds["input_features"] = features
+            feeds["audio_attention_mask"] = (mask if mask is not None
+                                             else np.ones((features.shape[0], features.shape[2]), dtype=np.int64))
+            most = whisper_max_frames(config.audio_config)
+            if features.shape[1] != config.audio_config.num_mel_bins or features.shape[2] > most:
+                raise ValueError(
+                    f"input_features must be (batch, {config.audio_config.num_mel_bins} mel bins, at most {most} frames "
+                    f"= 30 s); got shape {features.shape}. Score longer recordings with the pipeline's chunk_length_s."
+                )
+        elif config.uses_audio:
             values = given["input_values"]
             mask = given["audio_attention_mask"]
             feeds["input_values"] = values
             feeds["audio_attention_mask"] = mask if mask is not None else np.ones(values.shape, dtype=np.int64)
             shortest = int(np.asarray(feeds["audio_attention_mask"]).astype(np.int64).sum(-1).min())
-            needed = min_audio_samples(self.config.audio_config)
+            needed = min_audio_samples(config.audio_config)
             if shortest < needed:
                 raise ValueError(
                     f"input_values: a clip of {shortest} samples is shorter than the speech encoder's receptive field "
@@ -360,4 +393,4 @@ def to_numpy(value):
 
 
 __all__ = ["OnnxKlueWav2Vec2ForEmotion", "ONNX_CONFIG_NAME", "is_onnx_folder", "read_onnx_config",
-           "default_intra_op_threads", "graph_inputs_for"]
+           "default_intra_op_threads", "graph_inputs_for", "audio_inputs_for"]

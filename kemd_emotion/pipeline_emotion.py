@@ -269,6 +269,9 @@ class EmotionMultimodalPipeline(ChunkPipeline):
 
     def __init__(self, *args, asr_model=None, asr_kwargs=None, on_empty_transcript: str = "error", **kwargs):
         super().__init__(*args, **kwargs)
+        check_speech_encoder = getattr(self.processor, "check_speech_encoder", None)
+        if self.needs_audio and check_speech_encoder is not None:  # a wav2vec2 feature extractor for Whisper, ...
+            check_speech_encoder(self.model.config.audio_config)
         self._setup_transcription(asr_model, asr_kwargs, on_empty_transcript)
 
     # ------------------------------------------------------------------ parameters
@@ -535,6 +538,10 @@ class EmotionMultimodalPipeline(ChunkPipeline):
                 features = self.processor(text=text, audio=clip, sampling_rate=SAMPLING_RATE, return_tensors="pt")
             except ValueError as error:
                 raise ValueError(f"{item.name}: {error}") from error
+            if "input_features" in features:
+                # Whisper's (1, mel bins, frames) goes frames first: the pipeline's batching pads axis 1 (`_forward`
+                # turns it back).
+                features["input_features"] = features["input_features"].transpose(1, 2)
             yield {
                 **features,
                 "start": start / SAMPLING_RATE,
@@ -547,6 +554,8 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         meta = {key: model_inputs.pop(key) for key in META_KEYS if key in model_inputs}
         if "input_values" in model_inputs:
             model_inputs["input_values"] = model_inputs["input_values"].to(self.model.dtype)
+        if "input_features" in model_inputs:  # frames first from `preprocess`
+            model_inputs["input_features"] = model_inputs["input_features"].transpose(1, 2).to(self.model.dtype)
         outputs = self.model(**model_inputs, return_dict=True)
         # logits first: the pipeline's un-batching reads the batch size from the first value.
         return {"logits": outputs.logits, "regression": outputs.regression, **meta}

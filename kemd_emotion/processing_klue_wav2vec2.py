@@ -22,6 +22,20 @@ logger = logging.get_logger(__name__)
 SAMPLING_RATE = 16_000
 MIN_AUDIO_SAMPLES = 400
 """wav2vec2's receptive field: the shortest clip (25 ms at 16 kHz) that gives one frame."""
+WHISPER_MAX_SECONDS = 30.0
+"""The longest clip a Whisper encoder takes (1500 positions of 20 ms)."""
+
+
+def is_whisper_feature_extractor(feature_extractor) -> bool:
+    """Whether `feature_extractor` makes Whisper's log-mel `input_features` (rather than wav2vec2's raw samples)."""
+    from transformers import WhisperFeatureExtractor
+
+    return isinstance(feature_extractor, WhisperFeatureExtractor)
+
+
+def feature_extractor_input_name(feature_extractor) -> str:
+    """The model input a feature extractor's output goes to: `"input_features"` (Whisper) or `"input_values"`."""
+    return "input_features" if is_whisper_feature_extractor(feature_extractor) else "input_values"
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE) -> np.ndarray:
@@ -147,17 +161,26 @@ class KlueWav2Vec2Processor(ProcessorMixin):
     Tokenises transcripts with the text encoder's tokenizer (a BERT or ELECTRA WordPiece tokenizer with
     `do_lower_case=False`: lower-casing NFD-splits Hangul into [UNK]; or a RoBERTa BPE tokenizer) and turns speech into
     normalised, zero-padded 16 kHz `input_values` with a `Wav2Vec2FeatureExtractor` (the one of wav2vec2, HuBERT, WavLM
-    and Data2VecAudio checkpoints).
+    and Data2VecAudio checkpoints), or into log-mel `input_features` `(batch, num_mel_bins, frames)` with a Whisper
+    checkpoint's `WhisperFeatureExtractor`.
 
-    The outputs keep the two masks apart: `attention_mask` (text) and `audio_attention_mask` (speech).
+    The outputs keep the two masks apart: `attention_mask` (text) and `audio_attention_mask` (speech: per sample for
+    `input_values`, per 10 ms mel frame for `input_features`).
+
+    Whisper's features are computed clip by clip at the clip's own length (not padded to 30 s, as the feature
+    extractor does by default), so that a clip's features are the same alone and in a batch; the batch is then
+    padded to its longest clip with the feature extractor's `padding_value` (the model ignores those frames).
 
     Args:
-        feature_extractor (`Wav2Vec2FeatureExtractor`): speech features; it is always asked for an attention mask so
-            that per-utterance normalisation ignores padding.
+        feature_extractor (`Wav2Vec2FeatureExtractor` or `WhisperFeatureExtractor`): speech features; the audio mask
+            is always computed (per-utterance normalisation ignores padding). Use the speech encoder checkpoint's
+            own (`AutoFeatureExtractor.from_pretrained(audio_model)`): a Whisper encoder reads `input_features`, the
+            wav2vec2 family `input_values`, and the model refuses the other key.
         tokenizer (`BertTokenizer`, `RobertaTokenizer`, ...): must not lower-case. `token_type_ids` are returned only
             when the tokenizer makes them (not for RoBERTa's).
         max_audio_seconds (`float`, *optional*, defaults to 5.0): clips are cropped to their first
-            `max_audio_seconds` (the paper's 5 s); None keeps whole clips.
+            `max_audio_seconds` (the paper's 5 s); None keeps whole clips (with a Whisper feature extractor: up to
+            the encoder's 30 s, and more than 30 is refused).
         max_text_length (`int`, defaults to 128): transcripts are truncated to this many tokens.
     """
 
@@ -169,6 +192,12 @@ class KlueWav2Vec2Processor(ProcessorMixin):
             )
         if max_audio_seconds is not None and not max_audio_seconds > 0:
             raise ValueError(f"max_audio_seconds must be positive or None; got {max_audio_seconds!r}.")
+        if is_whisper_feature_extractor(feature_extractor) and (max_audio_seconds or 0) > WHISPER_MAX_SECONDS:
+            raise ValueError(
+                f"max_audio_seconds={max_audio_seconds!r} is longer than a Whisper encoder's {WHISPER_MAX_SECONDS:g} s "
+                "(feature_extractor is a WhisperFeatureExtractor); expected at most 30 or None (30 s). The pipeline "
+                "scores longer recordings in windows (chunk_length_s)."
+            )
         if int(max_text_length) < 3:
             raise ValueError(f"max_text_length must be at least 3 ([CLS] token [SEP]); got {max_text_length!r}.")
         super().__init__(feature_extractor, tokenizer)
@@ -181,11 +210,45 @@ class KlueWav2Vec2Processor(ProcessorMixin):
 
     @property
     def max_audio_samples(self) -> int | None:
-        return None if self.max_audio_seconds is None else int(round(self.max_audio_seconds * self.sampling_rate))
+        seconds = self.max_audio_seconds
+        if seconds is None and self.is_whisper:
+            seconds = WHISPER_MAX_SECONDS
+        return None if seconds is None else int(round(seconds * self.sampling_rate))
+
+    @property
+    def is_whisper(self) -> bool:
+        """Whether the feature extractor is Whisper's (log-mel `input_features`, 10 ms frames)."""
+        return is_whisper_feature_extractor(self.feature_extractor)
+
+    @property
+    def audio_input_name(self) -> str:
+        """The key the speech goes under: `"input_features"` (Whisper) or `"input_values"` (wav2vec2 family)."""
+        return feature_extractor_input_name(self.feature_extractor)
 
     @property
     def model_input_names(self) -> list[str]:
-        return ["input_ids", "attention_mask", "token_type_ids", "input_values", "audio_attention_mask"]
+        return ["input_ids", "attention_mask", "token_type_ids", self.audio_input_name, "audio_attention_mask"]
+
+    def check_speech_encoder(self, audio_config, name: str = "processor") -> None:
+        """Raise a ValueError naming `name` when this processor's feature extractor does not make what the speech
+        encoder of `audio_config` reads (a `Wav2Vec2FeatureExtractor` for a Whisper encoder, or the reverse; a
+        different number of mel bins)."""
+        model_type = getattr(audio_config, "model_type", None)
+        wants_whisper = model_type == "whisper"
+        kind = type(self.feature_extractor).__name__
+        if wants_whisper != self.is_whisper:
+            expected = ("a WhisperFeatureExtractor (log-mel input_features), the Whisper checkpoint's own"
+                        if wants_whisper else "a Wav2Vec2FeatureExtractor (16 kHz input_values), the checkpoint's own")
+            raise ValueError(
+                f"{name}: its feature_extractor is a {kind} ({self.audio_input_name}), but the speech encoder "
+                f"(audio_config.model_type={model_type!r}) expects {expected}: build the processor with "
+                "AutoFeatureExtractor.from_pretrained(<the speech encoder's checkpoint>)."
+            )
+        if wants_whisper and self.feature_extractor.feature_size != audio_config.num_mel_bins:
+            raise ValueError(
+                f"{name}: its WhisperFeatureExtractor makes {self.feature_extractor.feature_size} mel bins, but the "
+                f"Whisper encoder expects num_mel_bins={audio_config.num_mel_bins}: use the checkpoint's own."
+            )
 
     def __call__(self, text: str | Sequence[str] | None = None, audio=None, sampling_rate: int | None = None, **kwargs) -> BatchFeature:
         """Prepare one example or a batch.
@@ -342,8 +405,11 @@ class KlueWav2Vec2Processor(ProcessorMixin):
 
     def encode_audio(self, clips: list, sampling_rate: int, options: ModalityOptions | None = None, return_tensors="pt") -> dict:
         """Crop, resample, normalise and pad `clips`: `input_values` and (unless `return_attention_mask=False`)
-        `audio_attention_mask`, 1 on real samples."""
+        `audio_attention_mask`, 1 on real samples; with a Whisper feature extractor, `input_features` and the mask
+        per mel frame (see [`encode_whisper_audio`])."""
         options = options or ModalityOptions()
+        if self.is_whisper:
+            return self.encode_whisper_audio(clips, sampling_rate, options, return_tensors)
         max_length = options.max_length or self.max_audio_samples
         name = "audio" if len(clips) == 1 else "audio[{}]"
         crop = max_length if options.truncation else None
@@ -379,6 +445,72 @@ class KlueWav2Vec2Processor(ProcessorMixin):
         if options.return_attention_mask:
             data["audio_attention_mask"] = features["attention_mask"]
         return data
+
+
+    def encode_whisper_audio(self, clips: list, sampling_rate: int, options: ModalityOptions, return_tensors="pt") -> dict:
+        """Whisper's log-mel features of each clip at its own length, padded to the batch: `input_features`
+        `(batch, num_mel_bins, frames)` (10 ms frames: `samples // hop_length` per clip) and `audio_attention_mask`
+        `(batch, frames)`, 1 on real frames.
+
+        The feature extractor pads every clip to 30 s by default, and in a batch computes the spectrogram of each
+        clip padded with zeros, so that its last frames (and its normalisation, from the clip's largest value)
+        depend on the batch. Each clip goes through it alone instead. `max_length` and `pad_to_multiple_of` are in
+        samples and mel frames respectively: `padding="max_length"` pads to `max_length // hop_length` frames.
+        """
+        max_length = options.max_length or self.max_audio_samples
+        limit = self.max_audio_samples
+        if max_length is not None and limit is not None and max_length > limit:
+            raise ValueError(
+                f"max_length={max_length} (audio) is more than a Whisper encoder's {limit} samples "
+                f"({limit / self.sampling_rate:g} s at 16 kHz)."
+            )
+        name = "audio" if len(clips) == 1 else "audio[{}]"
+        crop = max_length if options.truncation else None
+        prepared = [self.prepare_clip(clip, sampling_rate, name.format(i), max_samples=crop) for i, clip in enumerate(clips)]
+        hop = self.feature_extractor.hop_length
+        for i, clip in enumerate(prepared):
+            if limit is not None and clip.shape[0] > limit:
+                raise ValueError(
+                    f"{name.format(i)} is {clip.shape[0] / self.sampling_rate:g} s long; a Whisper encoder takes at most "
+                    f"{limit / self.sampling_rate:g} s: use truncation=True, or the pipeline's chunk_length_s."
+                )
+        features = [
+            self.feature_extractor(clip, sampling_rate=self.sampling_rate, padding="longest", truncation=False,
+                                   return_attention_mask=False, return_tensors="np")["input_features"][0]
+            for clip in prepared
+        ]
+        lengths = [feature.shape[-1] for feature in features]
+        if options.padding == "max_length":
+            if max_length is None:
+                raise ValueError("padding='max_length' pads audio to max_length samples, but no audio max_length is set.")
+            width = max_length // hop
+            if max(lengths) > width:
+                raise ValueError(
+                    f"{name.format(lengths.index(max(lengths)))} has {max(lengths)} mel frames, more than max_length="
+                    f"{max_length} samples ({width} frames) with truncation=False: padding='max_length' cannot give it "
+                    "a fixed shape."
+                )
+        elif options.padding is False:
+            if len(set(lengths)) > 1:
+                raise ValueError(
+                    f"padding=False leaves clips of {min(lengths)} to {max(lengths)} mel frames, which do not stack into "
+                    "one tensor; use padding=True or 'max_length'."
+                )
+            width = lengths[0]
+        else:
+            width = max(lengths)
+        if options.pad_to_multiple_of:
+            width = -(-width // options.pad_to_multiple_of) * options.pad_to_multiple_of
+        padded = np.full((len(features), features[0].shape[0], width), self.feature_extractor.padding_value,
+                         dtype=np.float32)
+        mask = np.zeros((len(features), width), dtype=np.int32)
+        for row, feature in enumerate(features):
+            padded[row, :, : feature.shape[-1]] = feature
+            mask[row, : feature.shape[-1]] = 1
+        data = {"input_features": padded}
+        if options.return_attention_mask:
+            data["audio_attention_mask"] = mask
+        return data if return_tensors is not None else {key: value.tolist() for key, value in data.items()}
 
 
 __all__ = ["KlueWav2Vec2Processor", "UnknownArgumentError", "load_audio", "to_mono", "resample", "SAMPLING_RATE", "MIN_AUDIO_SAMPLES"]

@@ -87,6 +87,32 @@ def tiny_audio_config(
     return AutoConfig.for_model(model_type, **settings)
 
 
+def tiny_whisper_config(d_model: int = 32, num_layers: int = 2, num_mel_bins: int = 80, **kwargs):
+    """A `WhisperConfig` laid out as openai/whisper-base's (80 mel bins, two convolutions, 1500 positions = 30 s,
+    pre-norm layers), tiny: 2 encoder layers 32 wide, one decoder layer over a 64-token vocabulary (the fused model
+    keeps only the encoder)."""
+    from transformers import WhisperConfig
+
+    settings = dict(
+        d_model=d_model, encoder_layers=num_layers, encoder_attention_heads=2, encoder_ffn_dim=2 * d_model,
+        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=2 * d_model, num_mel_bins=num_mel_bins,
+        max_source_positions=1500, max_target_positions=64, vocab_size=64, pad_token_id=1, bos_token_id=2,
+        eos_token_id=3, decoder_start_token_id=2, dropout=0.1, attention_dropout=0.1, suppress_tokens=None,
+        begin_suppress_tokens=None,
+    )
+    settings.update(kwargs)
+    return WhisperConfig(**settings)
+
+
+def whisper_feature_extractor(config=None):
+    """openai/whisper-base's `WhisperFeatureExtractor` settings (80 mel bins, 10 ms hop, 30 s chunks), with the
+    number of mel bins of `config` when given."""
+    from transformers import WhisperFeatureExtractor
+
+    return WhisperFeatureExtractor(feature_size=getattr(config, "num_mel_bins", 80), sampling_rate=16000,
+                                   hop_length=160, chunk_length=30, n_fft=400, padding_value=0.0)
+
+
 def tiny_roberta_config(vocab_size: int = 1000, hidden_size: int = 32, num_layers: int = 2, pad_token_id: int = 1,
                         **kwargs):
     """A RoBERTa as klue/roberta-base is laid out (one token type; position ids offset by the padding id), tiny."""
@@ -172,6 +198,14 @@ def tiny_processor(
     return KlueWav2Vec2Processor(feature_extractor, tokenizer, max_audio_seconds=max_audio_seconds, **kwargs)
 
 
+def tiny_whisper_processor(
+    texts: Iterable[str] = DEFAULT_TEXTS, vocab_size: int = 1000, max_audio_seconds: float | None = 5.0, **kwargs
+) -> KlueWav2Vec2Processor:
+    """[`tiny_processor`] with whisper-base's `WhisperFeatureExtractor` (80 mel bins): for Whisper-encoder models."""
+    tokenizer = train_wordpiece_tokenizer(texts, vocab_size=vocab_size)
+    return KlueWav2Vec2Processor(whisper_feature_extractor(), tokenizer, max_audio_seconds=max_audio_seconds, **kwargs)
+
+
 ASR_CHARACTERS = "화나요정말좋네"
 """The letters the tiny speech recogniser can write (all in `DEFAULT_TEXTS`, so the tiny tokenizer knows them)."""
 
@@ -216,6 +250,9 @@ def tiny_speech_recognizer(
 
 __all__ = [
     "tiny_speech_recognizer",
+    "tiny_whisper_config",
+    "whisper_feature_extractor",
+    "tiny_whisper_processor",
     "tiny_text_config",
     "tiny_audio_config",
     "tiny_config",
@@ -253,6 +290,7 @@ AUDIO_ENCODERS: dict[str, Callable[..., object]] = {
     "hubert": lambda: tiny_audio_config("group", model_type="hubert"),  # hubert-base (team-lucid/hubert-base-korean)
     "wavlm": lambda: tiny_audio_config("group", model_type="wavlm"),  # wavlm-base-plus: gated relative position bias
     "data2vec-audio": lambda: tiny_audio_config(model_type="data2vec-audio"),  # stacked positional convolutions
+    "whisper": tiny_whisper_config,  # openai/whisper-*: log-mel input, two convolutions, 30 s of positions
 }
 """Speech encoder kinds the tests build, by name -> tiny config builder: every `SUPPORTED_AUDIO_MODEL_TYPES`."""
 
@@ -337,6 +375,29 @@ ENCODER_CASES = [
 kinds): the contract tests check on them padding invariance, the same outputs on every construction path (saved
 folders, from_pretrained, remote code), training with checkpointing and torch.export."""
 
+WHISPER_CASES = [
+    ContractCase("cat", "hidden", "mean", "whisper", "bert"),
+    ContractCase("cross", "weighted", "mean", "whisper", "roberta"),
+    ContractCase("speech", "weighted", "last", "whisper"),
+]
+"""Whisper's encoder (log-mel `input_features`, its own feature extractor) with both of its representations, three
+fusions and two poolings: the contract tests run them on every construction path, with the checks of
+`ENCODER_CASES`."""
+
+FEATURE_ENCODER_PREFIXES = {"whisper": ("audio_model.conv1.", "audio_model.conv2.")}
+"""Parameter-name prefixes of each speech encoder kind's convolutional front end (what `freeze_feature_encoder`
+freezes), where they are not wav2vec2's `audio_model.feature_extractor.`."""
+
+
+def is_feature_encoder_parameter(name: str, audio_encoder: str) -> bool:
+    """Whether the fused model's parameter `name` belongs to the convolutional front end of `audio_encoder`."""
+    return name.startswith(FEATURE_ENCODER_PREFIXES.get(audio_encoder, ("audio_model.feature_extractor.",)))
+
+
+def audio_family(audio_encoder: str) -> str:
+    """`"whisper"` or `"wav2vec2"`: which feature extractor (and so which processor) a speech encoder kind needs."""
+    return "whisper" if audio_encoder == "whisper" else "wav2vec2"
+
 
 FULL_SIZE_TEXT_ENCODERS: dict[str, Callable[..., object]] = {
     "klue-bert-base": lambda vocab_size, pad_token_id=0: AutoConfig.for_model(**KLUE_BERT_BASE),  # 32000 embeddings, whatever the vocab
@@ -381,8 +442,17 @@ def save_encoder_folders(
         folders[name] = directory / name
     for name, build in (audio_encoders or AUDIO_ENCODERS).items():
         torch.manual_seed(seed)
-        AutoModel.from_config(build()).save_pretrained(directory / name)
-        Wav2Vec2FeatureExtractor(**WAV2VEC2_BASE_FEATURE_EXTRACTOR).save_pretrained(directory / name)
+        config = build()
+        if config.model_type == "whisper":
+            # As openai/whisper-* are saved: the whole speech recogniser (the fused model keeps the encoder) and
+            # its WhisperFeatureExtractor (preprocessor_config.json).
+            from transformers import WhisperForConditionalGeneration
+
+            WhisperForConditionalGeneration(config).save_pretrained(directory / name)
+            whisper_feature_extractor(config).save_pretrained(directory / name)
+        else:
+            AutoModel.from_config(config).save_pretrained(directory / name)
+            Wav2Vec2FeatureExtractor(**WAV2VEC2_BASE_FEATURE_EXTRACTOR).save_pretrained(directory / name)
         folders[name] = directory / name
     return folders
 
@@ -439,6 +509,10 @@ __all__ += [
     "PAPER_FUSIONS",
     "PAPER_AUDIO_REPRESENTATIONS",
     "ENCODER_CASES",
+    "WHISPER_CASES",
+    "FEATURE_ENCODER_PREFIXES",
+    "is_feature_encoder_parameter",
+    "audio_family",
     "CONSTRUCTION_PATHS",
     "FULL_SIZE_TEXT_ENCODERS",
     "FULL_SIZE_AUDIO_ENCODERS",

@@ -38,10 +38,13 @@ from kemd_emotion.testing_utils import (
     CONSTRUCTION_PATHS,
     ENCODER_CASES,
     TEXT_ENCODERS,
+    WHISPER_CASES,
     ContractCase,
+    audio_family,
     build_from_config,
     build_from_encoder_folders,
     contract_cases,
+    is_feature_encoder_parameter,
     processor_for_encoders,
     save_encoder_folders,
 )
@@ -61,7 +64,10 @@ ENCODERS = [ENCODER_CASES[0], ENCODER_CASES[1].with_options(
     weighted_layer_norm=True), ENCODER_CASES[2]]
 """The other encoder kinds (RoBERTa, ELECTRA, HuBERT, WavLM, Data2VecAudio), one with every cross/weighted size
 option set, so that those round-trip too."""
-FROZEN = [case.with_options(freeze_feature_encoder=True) for case in BOTH_ENCODERS + ENCODERS[:1]]
+WHISPER = WHISPER_CASES
+"""Whisper's encoder (log-mel input_features from its own feature extractor): every check of ENCODERS, and those of
+BOTH_ENCODERS (attention implementations, bf16, checkpointing, pipeline) on its first case."""
+FROZEN = [case.with_options(freeze_feature_encoder=True) for case in BOTH_ENCODERS + ENCODERS[:1] + WHISPER[:1]]
 POSITIVE_WEIGHTS = (1.0, 9.5, 8.0, 2.0, 1.0, 3.0, 7.5)
 THRESHOLDS = (0.45, 0.2, 0.25, 0.5, 0.6, 0.35, 0.3)
 RARE = [BOTH_ENCODERS[0].with_options(emotion_pos_weight=POSITIVE_WEIGHTS, decision_thresholds=THRESHOLDS)]
@@ -72,6 +78,7 @@ EXPORTED = [
     ContractCase("text", pooling="first"),
     ContractCase("speech", "hidden", "mean", "wav2vec2-layer"),
     *ENCODERS,  # cross and weighted, and each other encoder kind
+    *WHISPER,
 ]
 IN_PROCESS = [path for path in CONSTRUCTION_PATHS if path != "remote_code"]
 
@@ -85,12 +92,12 @@ class Zoo:
 
     def __init__(self, folders: dict, processors: dict, root: Path):
         self.folders, self.processors, self.root = folders, processors, root
-        self.processor = processors["bert"]
+        self.processor = processors["bert", "wav2vec2"]
         self._models, self._checkpoints = {}, {}
 
     def processor_for(self, case: ContractCase):
-        """The processor around `case`'s text encoder's own tokenizer."""
-        return self.processors[case.text_encoder]
+        """The processor around `case`'s text encoder's own tokenizer and its speech encoder's feature extractor."""
+        return self.processors[case.text_encoder, audio_family(case.audio_encoder)]
 
     def seed(self, case: ContractCase) -> int:
         return zlib.crc32(case.id.encode())
@@ -129,7 +136,8 @@ class Zoo:
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     folders = save_encoder_folders(tmp_path_factory.mktemp("encoders"))
-    processors = {name: processor_for_encoders(folders[name], folders["wav2vec2-group"]) for name in TEXT_ENCODERS}
+    processors = {(name, family): processor_for_encoders(folders[name], folders[audio])
+                  for name in TEXT_ENCODERS for family, audio in (("wav2vec2", "wav2vec2-group"), ("whisper", "whisper"))}
     return Zoo(folders, processors, tmp_path_factory.mktemp("checkpoints"))
 
 
@@ -144,11 +152,12 @@ def remote(zoo, clips, tmp_path_factory):
     """Everything measured through `trust_remote_code` in one fresh interpreter: `remote(case)` -> that case's dict."""
     work = tmp_path_factory.mktemp("remote")
     np.savez(work / "clips.npz", **{f"clip{i}": clip for i, clip in enumerate(clips)})
-    probes = {case: ["batch"] for case in CASES + FROZEN + ENCODERS}
+    probes = {case: ["batch"] for case in CASES + FROZEN + ENCODERS + WHISPER}
     probes.update({case: ["batch", "rare"] for case in RARE})
-    for case in BOTH_ENCODERS:
+    for case in BOTH_ENCODERS + WHISPER[:1]:
         probes[case] += ["batch_max_length", "attention", "checkpointing", "pipeline"]
-    probes[BOTH_ENCODERS[0]].append("bf16")
+    for case in (BOTH_ENCODERS[0], WHISPER[0]):
+        probes[case].append("bf16")
     probes.setdefault(EXPORTED[0], []).append("export")
     plan = {
         "inputs": str(work / "clips.npz"),
@@ -212,7 +221,7 @@ def measure_in_process(zoo, clips, case: ContractCase, path: str, probe: str) ->
     if probe == "checkpointing":
         # a fresh copy: training-mode switches and gradients must not leak into the cached model
         # WavLM has no sdpa attention in transformers: the other encoder kinds keep their own
-        fresh = zoo.build(case, path, fresh=True, **({"attn_implementation": "sdpa"} if case in BOTH_ENCODERS else {}))
+        fresh = zoo.build(case, path, fresh=True, **({"attn_implementation": "sdpa"} if case in BOTH_ENCODERS + WHISPER[:1] else {}))
         modes = ("none", "non_reentrant") + (() if case.audio_encoder == "wavlm" else ("reentrant",))
         return checkpointing_gradients(fresh, batch, LABELS, REGRESSION_LABELS, modes)
     if probe == "parameters":
@@ -234,7 +243,7 @@ def close(actual, expected, atol=ATOL, name=""):
 
 
 # ----------------------------------------------------------------------------------------------- outputs and padding
-@pytest.mark.parametrize("case", CASES + FROZEN + ENCODERS + RARE, ids=ids(CASES + FROZEN + ENCODERS + RARE))
+@pytest.mark.parametrize("case", CASES + FROZEN + ENCODERS + WHISPER + RARE, ids=ids(CASES + FROZEN + ENCODERS + WHISPER + RARE))
 @pytest.mark.parametrize("path", CONSTRUCTION_PATHS)
 def test_same_outputs_on_every_path_and_every_padding(path, case, request):
     """Each item of a ragged batch gives what it gives alone (to 1e-5: padding never enters), and the same weights
@@ -247,25 +256,30 @@ def test_same_outputs_on_every_path_and_every_padding(path, case, request):
     for field in fields:
         close(found[f"batch/{field}"], found[f"alone/{field}"], name=f"{field}: batch vs alone")
         close(found[f"batch/{field}"], reference[f"batch/{field}"], atol=1e-6, name=f"{field}: {path} vs pretrained")
-    for name in ("input_ids", "attention_mask", "input_values", "audio_attention_mask"):
+    audio_input = "input_features" if case.audio_encoder == "whisper" else "input_values"
+    for name in ("input_ids", "attention_mask", audio_input, "audio_attention_mask"):
         close(found[f"inputs/{name}"], reference[f"inputs/{name}"], atol=0, name=f"processor output {name}")
 
 
-@pytest.mark.parametrize("case", BOTH_ENCODERS, ids=ids(BOTH_ENCODERS))
+@pytest.mark.parametrize("case", BOTH_ENCODERS + WHISPER[:1], ids=ids(BOTH_ENCODERS + WHISPER[:1]))
 @pytest.mark.parametrize("path", CONSTRUCTION_PATHS)
 def test_fixed_shape_padding_gives_the_same_outputs(path, case, request):
     """`padding="max_length"`: fixed shapes (128 tokens, the paper's 5 s), and still the outputs of each item alone."""
     found = measure(request, case, path, "batch_max_length")
     dynamic = measure(request, case, path, "batch")
     assert found["max_length/inputs/input_ids"].shape == (3, 128)
-    assert found["max_length/inputs/input_values"].shape == (3, 5 * 16000)
+    if case.audio_encoder == "whisper":  # 5 s of 10 ms mel frames
+        assert found["max_length/inputs/input_features"].shape == (3, 80, 500)
+        assert found["max_length/inputs/audio_attention_mask"].sum(-1).tolist() == [int(s * 100) for s in CLIP_SECONDS]
+    else:
+        assert found["max_length/inputs/input_values"].shape == (3, 5 * 16000)
     for field in ("logits", "regression", "text_embeds", "audio_embeds"):
         close(found[f"max_length/batch/{field}"], found[f"max_length/alone/{field}"], name=field)
         close(found[f"max_length/batch/{field}"], dynamic[f"batch/{field}"], name=f"{field}: max_length vs longest")
 
 
 # ----------------------------------------------------------------------------------------------- attention and dtype
-@pytest.mark.parametrize("case", BOTH_ENCODERS, ids=ids(BOTH_ENCODERS))
+@pytest.mark.parametrize("case", BOTH_ENCODERS + WHISPER[:1], ids=ids(BOTH_ENCODERS + WHISPER[:1]))
 @pytest.mark.parametrize("path", CONSTRUCTION_PATHS)
 def test_encoders_keep_their_attention_and_eager_equals_sdpa(path, case, request):
     found = measure(request, case, path, "attention")
@@ -277,9 +291,9 @@ def test_encoders_keep_their_attention_and_eager_equals_sdpa(path, case, request
         close(found[f"eager/{field}"], found[f"sdpa/{field}"], name=field)
 
 
+@pytest.mark.parametrize("case", [BOTH_ENCODERS[0], WHISPER[0]], ids=ids([BOTH_ENCODERS[0], WHISPER[0]]))
 @pytest.mark.parametrize("path", CONSTRUCTION_PATHS)
-def test_bf16_load_and_forward(path, request):
-    case = BOTH_ENCODERS[0]
+def test_bf16_load_and_forward(path, case, request):
     found = measure(request, case, path, "bf16")
     reference = measure(request, case, path, "batch")
     assert set(found["bf16/dtypes"].tolist()) == {"torch.bfloat16"}
@@ -324,19 +338,24 @@ def test_flash_attention_2_on_cpu_raises_transformers_error(path, zoo):
 @pytest.mark.parametrize("path", CONSTRUCTION_PATHS)
 def test_frozen_feature_encoder_stays_frozen(path, case, request):
     found = measure(request, case, path, "parameters")
-    conv = np.array([name.startswith("audio_model.feature_extractor.") for name in found["names"]])
+    conv = np.array([is_feature_encoder_parameter(name, case.audio_encoder) for name in found["names"]])
     assert conv.sum() > 0
     assert not found["requires_grad"][conv].any(), "conv feature encoder trainable although the config freezes it"
-    assert found["requires_grad"][~conv].all()
+    positions = np.array(["embed_positions" in name for name in found["names"]])
+    assert positions.any() == (case.audio_encoder == "whisper")
+    assert not found["requires_grad"][positions].any(), "Whisper's sinusoidal positions must never train"
+    assert found["requires_grad"][~conv & ~positions].all()
     total, trainable = found["num_parameters"]
     reference = request.getfixturevalue("zoo").build(case, "pretrained_encoders")
     conv_sizes = sum(p.numel() for n, p in reference.named_parameters()
-                     if n.startswith("audio_model.feature_extractor."))
-    assert trainable == total - conv_sizes
+                     if is_feature_encoder_parameter(n, case.audio_encoder))
+    fixed = sum(p.numel() for n, p in reference.named_parameters()  # Whisper's sinusoidal positions never train
+                if not p.requires_grad and not is_feature_encoder_parameter(n, case.audio_encoder))
+    assert trainable == total - conv_sizes - fixed
 
 
-CHECKPOINTED = [(path, case) for case in BOTH_ENCODERS for path in CONSTRUCTION_PATHS] + [
-    ("config", case) for case in ENCODERS]
+CHECKPOINTED = [(path, case) for case in BOTH_ENCODERS + WHISPER[:1] for path in CONSTRUCTION_PATHS] + [
+    ("config", case) for case in ENCODERS + WHISPER[1:]]
 
 
 @pytest.mark.parametrize("path,case", CHECKPOINTED, ids=[f"{path}-{case.id}" for path, case in CHECKPOINTED])
@@ -345,8 +364,8 @@ def test_activation_checkpointing_gives_the_same_gradients(path, case, request):
     found = measure(request, case, path, "checkpointing")
     modes = ("none", "non_reentrant") + (() if case.audio_encoder == "wavlm" else ("reentrant",))  # see below
     names = {mode: sorted(key.split("/", 1)[1] for key in found if key.startswith(f"{mode}/")) for mode in modes}
-    conv = [name for name in names["none"] if name.startswith("audio_model.feature_extractor.")]
-    assert conv and any(name.startswith("text_model.") for name in names["none"])
+    conv = [name for name in names["none"] if is_feature_encoder_parameter(name, case.audio_encoder)]
+    assert conv and any(name.startswith("text_model.") for name in names["none"]) == (case.fusion != "speech")
     for mode in modes[1:]:
         assert names[mode] == names["none"], f"{mode}: parameters without gradient: {set(names['none']) - set(names[mode])}"
         for name in names["none"]:
@@ -400,9 +419,9 @@ def test_export_and_trace_match_eager(path, case, request):
     assert found["tracer_warnings"].size == 0, found["tracer_warnings"]
 
 
+@pytest.mark.parametrize("case", [BOTH_ENCODERS[0], WHISPER[0]], ids=ids([BOTH_ENCODERS[0], WHISPER[0]]))
 @pytest.mark.parametrize("path", CONSTRUCTION_PATHS)
-def test_pipeline_gives_the_model_outputs(path, request):
-    case = BOTH_ENCODERS[0]
+def test_pipeline_gives_the_model_outputs(path, case, request):
     found = measure(request, case, path, "pipeline")
     reference = measure(request, case, "pretrained_encoders", "batch")
     scores = 1 / (1 + np.exp(-reference["batch/logits"]))

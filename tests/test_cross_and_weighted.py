@@ -209,9 +209,9 @@ def test_text_and_audio_configs_must_be_supported_encoder_types():
     with pytest.raises(ValueError, match=r"text_config.model_type='gpt2' is not supported; expected one of 'bert', "
                                          r"'roberta', 'electra'"):
         KlueWav2Vec2EmotionConfig(text_config={"model_type": "gpt2"}, audio_config=tiny_audio_config())
-    with pytest.raises(ValueError, match=r"audio_config.model_type='whisper' is not supported; expected one of "
-                                         r"'wav2vec2', 'hubert', 'wavlm', 'data2vec-audio'"):
-        KlueWav2Vec2EmotionConfig(text_config=tiny_text_config(), audio_config={"model_type": "whisper"})
+    with pytest.raises(ValueError, match=r"audio_config.model_type='sew' is not supported; expected one of "
+                                         r"'wav2vec2', 'hubert', 'wavlm', 'data2vec-audio', 'whisper'"):
+        KlueWav2Vec2EmotionConfig(text_config=tiny_text_config(), audio_config={"model_type": "sew"})
 
 
 def test_the_experiment_accepts_the_cross_row():

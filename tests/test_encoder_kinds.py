@@ -1,5 +1,6 @@
 """Every supported text encoder (BERT, RoBERTa, ELECTRA) and speech encoder (wav2vec2 with group / layer / stable
-layer norm, HuBERT, WavLM, Data2VecAudio): forward and backward, padding invariance, their tokenizers.
+layer norm, HuBERT, WavLM, Data2VecAudio, Whisper's encoder): forward and backward, padding invariance, their
+tokenizers and feature extractors, and Whisper's own checks (variable length, checkpoints, bad input).
 
 On the construction paths (saved encoder folders, from_pretrained, remote code), with activation checkpointing and
 torch.export, each kind runs in tests/test_contracts.py (`ENCODER_CASES`).
@@ -20,6 +21,7 @@ from kemd_emotion.testing_utils import (
     MATRIX_AUDIO_ENCODERS,
     MATRIX_TEXT_ENCODERS,
     TEXT_ENCODERS,
+    WHISPER_CASES,
     tiny_audio_config,
     tiny_text_config,
     train_byte_level_bpe_tokenizer,
@@ -64,7 +66,8 @@ def test_every_supported_model_type_has_a_tiny_encoder_and_a_contract_case():
     assert sorted({build().model_type for build in AUDIO_ENCODERS.values()}) == sorted(SUPPORTED_AUDIO_MODEL_TYPES)
     covered = {case.text_encoder for case in ENCODER_CASES} | set(MATRIX_TEXT_ENCODERS)
     assert covered == set(TEXT_ENCODERS)
-    assert {case.audio_encoder for case in ENCODER_CASES} | set(MATRIX_AUDIO_ENCODERS) == set(AUDIO_ENCODERS)
+    covered = {case.audio_encoder for case in ENCODER_CASES + WHISPER_CASES} | set(MATRIX_AUDIO_ENCODERS)
+    assert covered == set(AUDIO_ENCODERS)
 
 
 def grad_sum(module) -> float:
@@ -100,8 +103,11 @@ def test_each_text_encoder_kind_runs_forward_and_backward_and_ignores_padding(ki
         assert model.text_model.embeddings_project.in_features == 16
 
 
+WAV2VEC2_FAMILY = [kind for kind in AUDIO_ENCODERS if kind != "whisper"]
+
+
 @pytest.mark.parametrize("representation", ["conv", "hidden", "weighted"])
-@pytest.mark.parametrize("kind", list(AUDIO_ENCODERS))
+@pytest.mark.parametrize("kind", WAV2VEC2_FAMILY)
 def test_each_speech_encoder_kind_runs_forward_and_backward_and_ignores_padding(kind, representation,
                                                                                tiny_processor, rng):
     model = audio_kind_model(kind, audio_representation=representation)
@@ -157,3 +163,115 @@ def test_roberta_tokenizer_gives_no_token_type_ids_and_lower_casing_electra_is_r
     with pytest.raises(ValueError, match=r"do_lower_case=True.*NFD-splits Hangul"):
         KlueWav2Vec2Processor(Wav2Vec2FeatureExtractor(), lower_casing)
     assert AutoTokenizer.from_pretrained(tmp_path).do_lower_case is False
+
+
+# ----------------------------------------------------------------------------------------------- Whisper's encoder
+@pytest.fixture(scope="module")
+def whisper_processor():
+    from kemd_emotion.testing_utils import tiny_whisper_processor
+
+    return tiny_whisper_processor(DEFAULT_TEXTS, vocab_size=300)
+
+
+@pytest.mark.parametrize("representation", ["hidden", "weighted"])
+def test_whisper_encoder_runs_forward_and_backward_and_ignores_padding(representation, whisper_processor, rng):
+    model = audio_kind_model("whisper", audio_representation=representation)
+    batch = check_padding_then_backward(model, whisper_processor, rng, "audio_embeds")
+    assert set(batch) >= {"input_features", "audio_attention_mask"} and "input_values" not in batch
+    assert grad_sum(model.audio_model.conv1) > 0 and grad_sum(model.audio_model.conv2) > 0
+    assert all(grad_sum(layer) > 0 for layer in model.audio_model.layers)
+    assert not hasattr(model.audio_model, "decoder") and model.audio_model.embed_positions.weight.grad is None
+    if representation == "weighted":
+        assert model.audio_layer_weights.weights.shape == (3,) and model.audio_layer_weights.weights.grad is not None
+
+
+def test_whisper_encoder_equals_transformers_on_30_s_and_costs_each_clip_its_length(rng):
+    """On a full 30 s input our run of the encoder's modules is transformers' WhisperEncoder; on a 5 s clip its layers
+    see 250 frames (a sixth of the 1500 of 30 s), and the clip padded to 30 s with a mask gives what it gives alone."""
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    from kemd_emotion.modeling_klue_wav2vec2 import whisper_encoder_states
+    from kemd_emotion.testing_utils import tiny_whisper_config
+
+    torch.manual_seed(0)
+    encoder = WhisperEncoder(tiny_whisper_config()).eval()
+    full = torch.randn(2, 80, 3000)
+    with torch.no_grad():
+        theirs = encoder(full).last_hidden_state
+        (ours,), mask = whisper_encoder_states(encoder, full, torch.tensor([3000, 3000]))
+    assert mask.all() and ours.shape == theirs.shape == (2, 1500, 32)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+
+    seen = []
+    handle = encoder.layers[0].register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[1]))
+    clip = full[:1, :, :500]
+    padded = torch.cat([clip, torch.randn(1, 80, 2500)], dim=-1)  # junk after the clip: it must not count
+    with torch.no_grad():
+        (alone,), _ = whisper_encoder_states(encoder, clip, torch.tensor([500]))
+        (in_30_s,), mask = whisper_encoder_states(encoder, padded, torch.tensor([500]))
+    handle.remove()
+    assert seen == [250, 1500] and mask.sum().item() == 250
+    torch.testing.assert_close(in_30_s[:, :250], alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("saved_as", ["WhisperForConditionalGeneration", "WhisperModel", "WhisperEncoder"])
+def test_any_whisper_checkpoint_gives_its_encoder(saved_as, tmp_path, whisper_processor, rng):
+    """`from_text_audio_pretrained(text, whisper)` keeps the encoder's weights exactly, whichever class saved them,
+    and no decoder; the fused model then saves and loads like any other."""
+    from transformers.models.whisper import modeling_whisper
+
+    from kemd_emotion.testing_utils import tiny_whisper_config, whisper_feature_extractor
+
+    torch.manual_seed(1)
+    whisper = getattr(modeling_whisper, saved_as)(tiny_whisper_config())
+    whisper.save_pretrained(tmp_path / "whisper")
+    whisper_feature_extractor().save_pretrained(tmp_path / "whisper")
+    encoder = whisper if saved_as == "WhisperEncoder" else whisper.get_encoder()
+    text = AutoModel.from_config(tiny_text_config(vocab_size=300))
+    text.save_pretrained(tmp_path / "text")
+    model = KlueWav2Vec2ForEmotion.from_text_audio_pretrained(str(tmp_path / "text"), str(tmp_path / "whisper"))
+    expected = {f"audio_model.{name}": value for name, value in encoder.state_dict().items()}
+    found = {name: value for name, value in model.state_dict().items() if name.startswith("audio_model.")}
+    assert found.keys() == expected.keys()
+    assert all(torch.equal(found[name], expected[name]) for name in expected)
+    assert model.config.audio_config.model_type == "whisper" and model.config.audio_representation == "hidden"
+    model.save_pretrained(tmp_path / "fused")
+    reloaded = AutoModel.from_pretrained(tmp_path / "fused").eval()
+    batch = whisper_processor(text=TEXTS[:2], audio=[speech_like(rng, 0.5), speech_like(rng, 0.9)])
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, model.eval()(**batch).logits, atol=1e-6, rtol=0)
+
+
+def test_whisper_bad_inputs_are_named(tmp_path, whisper_processor, tiny_processor):
+    from transformers import WhisperForConditionalGeneration
+
+    from kemd_emotion.testing_utils import tiny_whisper_config
+
+    WhisperForConditionalGeneration(tiny_whisper_config()).save_pretrained(tmp_path / "whisper")
+    with pytest.raises(ValueError, match=r"text_model_name_or_path='.*whisper' is a 'whisper' checkpoint; expected a "
+                                         r"text encoder, one of 'bert', 'roberta', 'electra'\. A whisper checkpoint is "
+                                         r"a speech encoder: pass it as audio_model_name_or_path"):
+        KlueWav2Vec2ForEmotion.from_text_audio_pretrained(str(tmp_path / "whisper"), str(tmp_path / "whisper"))
+    with pytest.raises(ValueError, match=r"audio_representation='conv' is not supported with a Whisper speech encoder"):
+        audio_kind_model("whisper", audio_representation="conv")
+    model = audio_kind_model("whisper").eval()
+    ids = whisper_processor(text=["음"])["input_ids"]
+    with pytest.raises(ValueError, match=r"input_features: 3001 mel frames \(30.01 s, the longest clip 3001 frames\) "
+                                         r"are more than the Whisper encoder's 3000"):
+        model(input_ids=ids, input_features=torch.zeros(1, 80, 3001))
+    with pytest.raises(ValueError, match=r"input_values was given, but the speech encoder \(audio_config.model_type="
+                                         r"'whisper'\) reads log-mel input_features"):
+        model(**tiny_processor(text=["음"], audio=[np.zeros(800, np.float32)]))
+    with pytest.raises(ValueError, match=r"input_features must be \(batch, 80 mel bins, frames\)"):
+        model(input_ids=ids, input_features=torch.zeros(1, 128, 100))
+    wav2vec2 = audio_kind_model("wav2vec2-group").eval()
+    with pytest.raises(ValueError, match=r"input_features was given, but the speech encoder \(audio_config.model_type="
+                                         r"'wav2vec2'\) reads 16 kHz samples as input_values"):
+        wav2vec2(**whisper_processor(text=["음"], audio=[np.zeros(800, np.float32)]))
+
+
+def test_whisper_freezes_its_two_convolutions_only():
+    model = audio_kind_model("whisper", freeze_feature_encoder=True)
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {"audio_model.conv1.weight", "audio_model.conv1.bias", "audio_model.conv2.weight",
+                      "audio_model.conv2.bias", "audio_model.embed_positions.weight"}

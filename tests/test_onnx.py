@@ -32,7 +32,15 @@ from kemd_emotion.cli import main
 from kemd_emotion.hub import REMOTE_CODE_FILES, save_checkpoint
 from kemd_emotion.onnx import export_onnx
 from kemd_emotion.onnxruntime_klue_wav2vec2 import default_intra_op_threads, graph_inputs_for
-from kemd_emotion.testing_utils import ContractCase, build_from_config, contract_cases
+from kemd_emotion.testing_utils import (
+    DEFAULT_TEXTS,
+    WHISPER_CASES,
+    ContractCase,
+    audio_family,
+    build_from_config,
+    contract_cases,
+    tiny_whisper_processor,
+)
 
 ATOL = 1e-4
 GRID_ENCODERS = ("wav2vec2-group", "wav2vec2-layer")
@@ -60,6 +68,8 @@ def onnx_cases(cases: list[ContractCase]) -> list[ContractCase]:
 
 
 ONNX_CASES = onnx_cases(contract_cases())
+WHISPER_ONNX_CASES = list(WHISPER_CASES)
+"""Whisper's encoder (log-mel input_features, frames axis dynamic): hidden and weighted, three fusions."""
 REFERENCE = next(case for case in ONNX_CASES if case.fusion == "cat" and case.audio_representation == "hidden"
                  and case.audio_encoder == "wav2vec2-group")
 """Both encoders with their attention layers and the masked group norm: the case the pipeline and CLI tests use."""
@@ -91,16 +101,21 @@ def clips():
 class Exports:
     """Per case: a saved PyTorch checkpoint, its ONNX folder and what both give, computed once."""
 
-    def __init__(self, processor, root: Path, clips):
-        self.processor, self.root, self.clips = processor, root, clips
+    def __init__(self, processors: dict, root: Path, clips):
+        self.processors, self.root, self.clips = processors, root, clips
+        self.processor = processors["wav2vec2"]
         self._found: dict[ContractCase, dict] = {}
+
+    def processor_for(self, case: ContractCase):
+        return self.processors[audio_family(case.audio_encoder)]
 
     def checkpoint(self, case: ContractCase) -> Path:
         directory = self.root / case.id / "checkpoint"
         if not directory.exists():
             torch.manual_seed(zlib.crc32(case.id.encode()))
-            model = build_from_config(case, len(self.processor.tokenizer))
-            save_checkpoint(model, self.processor, directory)
+            processor = self.processor_for(case)
+            model = build_from_config(case, len(processor.tokenizer))
+            save_checkpoint(model, processor, directory)
         return directory
 
     def __call__(self, case: ContractCase) -> dict:
@@ -110,16 +125,17 @@ class Exports:
 
     def measure(self, case: ContractCase) -> dict:
         checkpoint = self.checkpoint(case)
+        processor = self.processor_for(case)
         folder = export_onnx(checkpoint, self.root / case.id / "onnx")
         eager = KlueWav2Vec2ForEmotion.from_pretrained(checkpoint).eval()
         model = OnnxKlueWav2Vec2ForEmotion.from_pretrained(folder)
-        batch = self.processor(text=TEXTS, audio=self.clips, sampling_rate=16000)
+        batch = processor(text=TEXTS, audio=self.clips, sampling_rate=16000)
         with torch.no_grad():
             expected = eager(**batch)
         found = model(**batch)
-        alone = [model(**self.processor(text=text, audio=clip, sampling_rate=16000))
+        alone = [model(**processor(text=text, audio=clip, sampling_rate=16000))
                  for text, clip in zip(TEXTS, self.clips)]
-        shortest = self.processor(text=TEXTS[0], audio=self.clips[0][:400], sampling_rate=16000)  # 25 ms
+        shortest = processor(text=TEXTS[0], audio=self.clips[0][:400], sampling_rate=16000)  # 25 ms
         with torch.no_grad():
             expected_shortest = eager(**shortest)
         result = {"folder": folder, "checkpoint": checkpoint, "config": eager.config,
@@ -134,7 +150,8 @@ class Exports:
 
 @pytest.fixture(scope="module")
 def exports(tiny_processor, tmp_path_factory, clips):
-    return Exports(tiny_processor, tmp_path_factory.mktemp("onnx"), clips)
+    processors = {"wav2vec2": tiny_processor, "whisper": tiny_whisper_processor(DEFAULT_TEXTS, vocab_size=300)}
+    return Exports(processors, tmp_path_factory.mktemp("onnx"), clips)
 
 
 def close(actual, expected, atol=ATOL, name=""):
@@ -142,7 +159,7 @@ def close(actual, expected, atol=ATOL, name=""):
 
 
 # ------------------------------------------------------------------------------------------------- every exported case
-@pytest.mark.parametrize("case", ONNX_CASES, ids=ids(ONNX_CASES))
+@pytest.mark.parametrize("case", ONNX_CASES + WHISPER_ONNX_CASES, ids=ids(ONNX_CASES + WHISPER_ONNX_CASES))
 def test_onnx_equals_pytorch_on_a_ragged_batch(case, exports):
     """fp32 onnxruntime == PyTorch eager within 1e-4, on a batch larger than the export's on every dynamic axis, and
     on the shortest clip the processor accepts; torch tensors in, torch tensors out (numpy in, numpy out)."""
@@ -155,7 +172,7 @@ def test_onnx_equals_pytorch_on_a_ragged_batch(case, exports):
         close(found["numpy"][name], found[f"eager/{name}"], name=f"numpy {name}")
 
 
-@pytest.mark.parametrize("case", ONNX_CASES, ids=ids(ONNX_CASES))
+@pytest.mark.parametrize("case", ONNX_CASES + WHISPER_ONNX_CASES, ids=ids(ONNX_CASES + WHISPER_ONNX_CASES))
 def test_onnx_graph_is_batch_invariant(case, exports):
     """Each clip alone gives what it gives padded in the batch (the masked group norm and pooling exported as
     tensor ops)."""
@@ -164,18 +181,20 @@ def test_onnx_graph_is_batch_invariant(case, exports):
         close(found[f"onnx/{name}"], found[f"alone/{name}"], name=f"{name}: batch vs alone")
 
 
-@pytest.mark.parametrize("case", ONNX_CASES, ids=ids(ONNX_CASES))
+@pytest.mark.parametrize("case", ONNX_CASES + WHISPER_ONNX_CASES, ids=ids(ONNX_CASES + WHISPER_ONNX_CASES))
 def test_onnx_folder_describes_itself(case, exports):
     found = exports(case)
     folder, config = found["folder"], found["config"]
     description = json.loads((folder / "onnx_config.json").read_text())
     names = [item["name"] for item in description["inputs"]]
     assert names == list(graph_inputs_for(config))
-    assert ("input_ids" in names) == (case.fusion != "speech") and ("input_values" in names) == (case.fusion != "text")
+    audio = "input_features" if case.audio_encoder == "whisper" else "input_values"
+    assert ("input_ids" in names) == (case.fusion != "speech") and (audio in names) == (case.fusion != "text")
+    shapes = {"input_values": ["batch", "samples"], "input_features": ["batch", 80, "frames"],
+              "audio_attention_mask": ["batch", "frames" if case.audio_encoder == "whisper" else "samples"]}
     for item in description["inputs"]:
-        axis = "samples" if item["name"] in ("input_values", "audio_attention_mask") else "tokens"
-        assert item["shape"] == ["batch", axis]
-        assert item["dtype"] == ("float32" if item["name"] == "input_values" else "int64")
+        assert item["shape"] == shapes.get(item["name"], ["batch", "tokens"])
+        assert item["dtype"] == ("float32" if item["name"] in ("input_values", "input_features") else "int64")
     assert description["outputs"] == [{"name": "logits", "dtype": "float32", "shape": ["batch", 7]},
                                       {"name": "regression", "dtype": "float32", "shape": ["batch", 2]}]
     assert (description["opset"], description["quantization"], description["fusion"]) == (18, None, case.fusion)
@@ -561,3 +580,43 @@ def test_onnx_folder_whose_graph_does_not_match_its_config(exports, tmp_path):
 
     with pytest.raises(OSError, match="is not an ONNX model folder: it has no onnx_config.json"):
         OnnxKlueWav2Vec2ForEmotion.from_pretrained(found["checkpoint"])
+
+
+# ------------------------------------------------------------------------------------------------- Whisper's encoder
+def test_whisper_encoder_exports_int8_and_the_pipeline_reads_its_folders(exports, clips, tmp_path):
+    """A Whisper-encoder checkpoint: int8 quantizes every Linear layer (the two convolutions stay float32), scores
+    stay close to PyTorch's, and `pipeline(model=ONNX_FOLDER)` gives the checkpoint's answers (fp32)."""
+    case = WHISPER_ONNX_CASES[0]
+    found = exports(case)
+    out = export_onnx(found["checkpoint"], tmp_path / "int8", quantize="int8")
+    description = json.loads((out / "onnx_config.json").read_text())
+    eager = KlueWav2Vec2ForEmotion.from_pretrained(found["checkpoint"]).eval()
+    linear_layers = sum(isinstance(module, torch.nn.Linear) for module in eager.modules())
+    assert description["quantization"]["quantized_nodes"] == linear_layers
+    assert description["quantization"]["float_conv_nodes"] == 2
+    assert [item["name"] for item in description["inputs"]][-2:] == ["input_features", "audio_attention_mask"]
+    processor = exports.processor_for(case)
+    batch = processor(text=TEXTS, audio=clips, sampling_rate=16000)
+    int8_model = OnnxKlueWav2Vec2ForEmotion.from_pretrained(out)
+    int8 = int8_model(**batch)
+    with torch.no_grad():
+        expected = eager(**batch)
+    close(torch.sigmoid(int8.logits), torch.sigmoid(expected.logits), atol=0.02, name="int8 scores")
+    close(int8.regression, expected.regression, atol=0.05, name="int8 regression")
+    assert (int8.logits - expected.logits).abs().max() > 0
+    with pytest.raises(ValueError, match=r"input_values was given, but the speech encoder \(audio_config.model_type="
+                                         r"'whisper'\) reads input_features"):
+        int8_model(input_ids=batch["input_ids"], input_values=torch.zeros(3, 8000))
+    with pytest.raises(ValueError, match=r"input_features must be \(batch, 80 mel bins, at most 3000 frames"):
+        int8_model(input_ids=batch["input_ids"][:1], input_features=torch.zeros(1, 80, 3001))
+
+    items = [{"text": text, "audio": clip} for text, clip in zip(TEXTS, clips)]
+    from_checkpoint = pipeline("emotion-multimodal", model=str(found["checkpoint"]), device="cpu")
+    from_onnx = pipeline("emotion-multimodal", model=str(found["folder"]), device="cpu")
+    assert isinstance(from_onnx.model, OnnxKlueWav2Vec2ForEmotion)
+    expected_answers, got = pipeline_numbers(from_checkpoint, items), pipeline_numbers(from_onnx, items)
+    for key, value in expected_answers.items():
+        if key.endswith("labels"):
+            assert got[key] == value
+        else:
+            close(got[key], value, name=key)

@@ -215,3 +215,78 @@ def test_unknown_keywords_list_the_accepted_ones(tiny_processor):
             tiny_processor(text=TWO_TEXTS, paddding=True, stride=2)
     with pytest.raises(ValueError, match=r"audio_kwargs got unexpected key\(s\) do_normalize; it accepts padding, "):
         tiny_processor(audio=[np.zeros(8000, np.float32)], audio_kwargs={"do_normalize": False})
+
+
+# ----------------------------------------------------------------------------------------------- Whisper's features
+@pytest.fixture(scope="module")
+def whisper_processor():
+    from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_whisper_processor
+
+    return tiny_whisper_processor(DEFAULT_TEXTS, vocab_size=300)
+
+
+def test_whisper_features_are_each_clip_at_its_own_length(whisper_processor, rng):
+    """log-mel input_features (batch, 80, frames) and a mask per 10 ms frame; each clip's features are exactly what
+    the WhisperFeatureExtractor gives that clip alone (not padded to 30 s, as it does by default)."""
+    clips = [speech_like(rng, 1.0), speech_like(rng, 0.43), speech_like(rng, 2.5)]
+    out = whisper_processor(text=["안녕하세요", "음", "그건 너무 화가 나요"], audio=clips)
+    assert set(out) == {"input_ids", "attention_mask", "token_type_ids", "input_features", "audio_attention_mask"}
+    assert out["input_features"].shape == (3, 80, 250) and out["input_features"].dtype == torch.float32
+    assert out["audio_attention_mask"].sum(-1).tolist() == [100, 43, 250]
+    extractor = whisper_processor.feature_extractor
+    for row, clip in enumerate(clips):
+        alone = extractor(clip, sampling_rate=16000, padding="longest", return_tensors="np")["input_features"][0]
+        frames = alone.shape[-1]
+        np.testing.assert_array_equal(out["input_features"][row, :, :frames].numpy(), alone)
+        assert torch.all(out["input_features"][row, :, frames:] == extractor.padding_value)
+    default = extractor(clips[0], sampling_rate=16000)["input_features"]  # transformers' own default: 30 s
+    assert default.shape[-1] == 3000
+    assert whisper_processor.audio_input_name == "input_features" and whisper_processor.is_whisper
+
+
+def test_whisper_max_length_padding_and_limits(whisper_processor, rng):
+    fixed = whisper_processor(audio=[speech_like(rng, 0.5), speech_like(rng, 1.0)], padding="max_length")
+    assert fixed["input_features"].shape == (2, 80, 500)  # max_audio_seconds=5 -> 500 mel frames
+    assert fixed["audio_attention_mask"].sum(-1).tolist() == [50, 100]
+    cropped = whisper_processor(audio=speech_like(rng, 7.0))
+    assert cropped["input_features"].shape == (1, 80, 500)
+    uncapped = KlueWav2Vec2Processor(whisper_processor.feature_extractor, whisper_processor.tokenizer,
+                                     max_audio_seconds=None)
+    assert uncapped.max_audio_samples == 30 * 16000  # None means Whisper's 30 s
+    assert uncapped(audio=np.zeros(31 * 16000, np.float32))["input_features"].shape == (1, 80, 3000)
+    with pytest.raises(ValueError, match=r"audio is 31 s long; a Whisper encoder takes at most 30 s"):
+        uncapped(audio=np.zeros(31 * 16000, np.float32), truncation=False)
+    with pytest.raises(ValueError, match=r"max_audio_seconds=45 is longer than a Whisper encoder's 30 s"):
+        KlueWav2Vec2Processor(whisper_processor.feature_extractor, whisper_processor.tokenizer, max_audio_seconds=45)
+
+
+def test_processor_and_speech_encoder_must_agree(whisper_processor, tiny_processor):
+    """A wav2vec2 feature extractor for a Whisper encoder, or the reverse: a ValueError naming the processor and
+    what the encoder expects."""
+    from kemd_emotion.testing_utils import tiny_audio_config, tiny_whisper_config
+
+    whisper_processor.check_speech_encoder(tiny_whisper_config())
+    tiny_processor.check_speech_encoder(tiny_audio_config())
+    with pytest.raises(ValueError, match=r"processor: its feature_extractor is a Wav2Vec2FeatureExtractor \(input_values\), "
+                                         r"but the speech encoder \(audio_config.model_type='whisper'\) expects a "
+                                         r"WhisperFeatureExtractor"):
+        tiny_processor.check_speech_encoder(tiny_whisper_config())
+    with pytest.raises(ValueError, match=r"its feature_extractor is a WhisperFeatureExtractor \(input_features\), but "
+                                         r"the speech encoder \(audio_config.model_type='wav2vec2'\) expects a "
+                                         r"Wav2Vec2FeatureExtractor"):
+        whisper_processor.check_speech_encoder(tiny_audio_config())
+    with pytest.raises(ValueError, match=r"makes 80 mel bins, but the Whisper encoder expects num_mel_bins=128"):
+        whisper_processor.check_speech_encoder(tiny_whisper_config(num_mel_bins=128))
+
+
+def test_whisper_processor_round_trips_through_auto_processor(whisper_processor, tmp_path, rng):
+    import kemd_emotion  # noqa: F401  (registers the processor)
+    from transformers import AutoProcessor, WhisperFeatureExtractor
+
+    whisper_processor.save_pretrained(tmp_path)
+    loaded = AutoProcessor.from_pretrained(tmp_path)
+    assert isinstance(loaded, KlueWav2Vec2Processor)
+    assert isinstance(loaded.feature_extractor, WhisperFeatureExtractor)
+    clip = speech_like(rng, 0.8)
+    np.testing.assert_array_equal(loaded(audio=clip)["input_features"].numpy(),
+                                  whisper_processor(audio=clip)["input_features"].numpy())

@@ -18,7 +18,7 @@ import numpy as np
 
 OUTPUT_FIELDS = ("logits", "regression", "text_embeds", "audio_embeds")
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-AUDIO_INPUTS = ("input_values", "audio_attention_mask")
+AUDIO_INPUTS = ("input_values", "input_features", "audio_attention_mask")
 
 
 def used_inputs(model, inputs) -> dict:
@@ -119,6 +119,7 @@ def export_outputs(model, inputs, other_inputs) -> dict[str, np.ndarray]:
             "input_ids": {0: batch, 1: tokens}, "attention_mask": {0: batch, 1: tokens},
             "token_type_ids": {0: batch, 1: tokens},
             "input_values": {0: batch, 1: samples}, "audio_attention_mask": {0: batch, 1: samples},
+            "input_features": {0: batch, 2: samples},  # Whisper: (batch, mel bins, frames); its mask per frame
         }
         dynamic = torch.export.export(
             model, (), kwargs=inputs, dynamic_shapes={name: shapes[name] for name in inputs}, strict=False
