@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import speech_like
+from helpers.audio import speech_like
 from transformers import pipeline
 
 from kemd_emotion import EMOTIONS, KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion
@@ -94,7 +94,7 @@ def test_pipeline_refuses_a_processor_made_for_the_other_speech_encoder(model, t
 
 
 def test_cli_predict_demo_and_handler_answer_like_the_pipeline(checkpoint, classifier, clips, capsys, tmp_path):
-    from test_handler import load_handler_module
+    from helpers.endpoint import load_handler_module
 
     from kemd_emotion.demo import load_classifier, predict as demo_predict
 
