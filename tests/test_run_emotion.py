@@ -221,8 +221,8 @@ def test_the_dataclass_defaults_are_the_papers():
             assert defaults[name] == value, name
 
 
-def test_readme_shows_the_preset_table():
-    assert preset_table_markdown() in (REPO / "README.md").read_text(encoding="utf-8")
+def test_the_experiment_page_shows_the_preset_table():
+    assert preset_table_markdown() in (REPO / "docs" / "experiment.md").read_text(encoding="utf-8")
 
 
 def test_bad_arguments_fail_clearly(tmp_path, sample_dir):

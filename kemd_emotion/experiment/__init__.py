@@ -4,7 +4,7 @@
 scripts can run folds, resume them and rebuild the table. Where things are:
 
     arguments.py       the options (three dataclasses), their parsing, --rows / --folds / --seeds lists
-    presets.py         paper / sample / best: one row per option (the README's preset table is made from it)
+    presets.py         paper / sample / best: one row per option (the preset table in docs/experiment.md is made from it)
     rows.py            the table's rows: the model's fusion and modifiers (cat+rare, ...), row sets
     run_directory.py   the layout below, the settings fingerprint, resuming, atomic and reproducible files
     preparation.py     the corpus, unusable clips left out, the processor, the folds (checked for leaks)

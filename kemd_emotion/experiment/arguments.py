@@ -23,7 +23,7 @@ from .rows import MODIFIERS, PAPER_ROWS, ROW_SETS, parse_rows
 FORMER_ROWS_OPTION = "fusion"
 """The former name of ``--rows``, still accepted (``--fusion cat`` is ``--rows cat``)."""
 FINAL_MODELS = ("last_fold", "all_data", "none")
-FROM_PRESET = " Set by --preset unless given (see the README's preset table)."
+FROM_PRESET = " Set by --preset unless given (see the preset table in docs/experiment.md)."
 AUTO_WEIGHT = "auto"
 
 
@@ -150,6 +150,15 @@ class RunArguments(EmotionTrainingArguments):
                           "encoders. Options given on the command line win over the preset."})
 
 
+def argument_parser() -> HfArgumentParser:
+    """The runner's command line: the three dataclasses' options, and --fusion, the former name of --rows."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments))
+    # Its own destination, not a second name of --rows' action, so that giving both can be told and refused.
+    parser.add_argument(f"--{FORMER_ROWS_OPTION}", dest=FORMER_ROWS_OPTION, default=argparse.SUPPRESS,
+                        help="The former name of --rows: the same values. Give one of them.")
+    return parser
+
+
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, RunArguments, dict]:
     """Parse the command line (or one ``.json`` file) into the three dataclasses, with the preset applied.
 
@@ -160,10 +169,7 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
         ValueError: an unknown preset, both --rows and --fusion, both --seed and --seeds, or a bad --seeds list.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments))
-    # Its own destination, not a second name of --rows' action, so that giving both can be told and refused.
-    parser.add_argument(f"--{FORMER_ROWS_OPTION}", dest=FORMER_ROWS_OPTION, default=argparse.SUPPRESS,
-                        help="The former name of --rows: the same values. Give one of them.")
+    parser = argument_parser()
     if len(argv) == 1 and argv[0].endswith(".json"):
         values = json.loads(Path(argv[0]).read_text())
         explicit = set(values)

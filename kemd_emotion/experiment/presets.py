@@ -1,6 +1,6 @@
 """Presets: named, documented sets of option values (the seed paper's recipe, the embedded default, ours).
 
-One row per option, one value per preset; `PRESETS` and the README's table are read from these rows. A preset
+One row per option, one value per preset; `PRESETS` and the preset table of docs/experiment.md are read from these rows. A preset
 fills every option of its column that the command line does not give; an option given explicitly always wins, and
 the run records it (``run_args.json`` -> ``preset.overrides``). To add an option to the presets, add a row.
 
@@ -129,7 +129,7 @@ def apply_preset(values: dict, explicit: set[str], requested: str) -> dict:
 
 
 def preset_table_markdown() -> str:
-    """The README's preset table, from `PRESET_OPTIONS`."""
+    """The preset table of docs/experiment.md, from `PRESET_OPTIONS`."""
     lines = ["| option | paper | sample | best | why we differ |", "|---|---|---|---|---|"]
     for row in PRESET_OPTIONS:
         cells = [_format(row.values[name]) + (" †" if name == "paper" and not row.paper_states else "")

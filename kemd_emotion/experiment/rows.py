@@ -51,7 +51,7 @@ ROW_SETS: dict[str, tuple[str, ...]] = {
                           "cat+weighted", "cat+weighted+posweight", "cross+weighted+posweight"),
 }
 """Named lists of rows: ``all`` is the paper's four (the embedded default's: under 10 minutes on 2 CPU cores);
-``full`` every row of the README's main table (about 30 minutes there)."""
+``full`` every row of the main table in docs/results.md (about 40 minutes on 2 CPU cores)."""
 
 
 @dataclass(frozen=True)
