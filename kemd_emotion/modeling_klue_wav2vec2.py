@@ -676,6 +676,10 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         self.regression_head = nn.Linear(config.fused_dim, len(config.regression_targets))
 
         self.post_init()
+        # The sub-config of an encoder the fusion does not build records the model's implementation too.
+        for key, encoder in (("text_config", self.text_model), ("audio_config", self.audio_model)):
+            if encoder is None and getattr(config, key)._attn_implementation is None:
+                getattr(config, key)._attn_implementation_internal = config._attn_implementation
         self.apply_config_freezing()
 
     # ------------------------------------------------------------------ construction
