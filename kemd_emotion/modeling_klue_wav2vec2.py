@@ -14,6 +14,10 @@ gives the same outputs alone and padded inside a batch of longer ones, whichever
 The forward pass has no Python branch on tensor values, so `torch.export`, `torch.jit.trace` and
 `torch.compile(fullgraph=True)` capture it whole. Checks on values (clip lengths, batch sizes) run in eager mode only;
 a traced graph relies on the processor, which refuses clips shorter than the speech encoder's receptive field.
+
+Each encoder's hidden states and attention weights (`output_hidden_states` / `output_attentions`, transformers'
+conventions) are recorded by forward hooks that exist only while a forward pass that asked for them runs: the default
+pass, the one exported, runs no hook and computes nothing more.
 """
 
 from __future__ import annotations
