@@ -16,8 +16,8 @@ The forward pass has no Python branch on tensor values, so `torch.export`, `torc
 a traced graph relies on the processor, which refuses clips shorter than the speech encoder's receptive field.
 
 Each encoder's hidden states and attention weights (`output_hidden_states` / `output_attentions`, transformers'
-conventions) are recorded by forward hooks that exist only while a forward pass that asked for them runs: the default
-pass, the one exported, runs no hook and computes nothing more.
+conventions) come from the text encoder's own outputs and from speech-encoder forward hooks that exist only while a
+pass that asked for them runs: the default pass, the one exported, computes nothing more than before.
 """
 
 from __future__ import annotations
