@@ -212,6 +212,13 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
             (None: 0.5 for every emotion). Used wherever a label set is made (the pipeline's `labels`, the CLI, the
             demo, the reported F-scores); a row with no emotion above its threshold takes the emotion whose logit is
             furthest above (or least below) the logit of its threshold. Tuned on held-out rows by the experiment.
+        output_hidden_states, output_attentions (`bool`, defaults to `False`; `PreTrainedConfig`'s): the defaults of
+            the model's forward arguments of those names, which return each encoder's hidden states / attention weights
+            (`text_hidden_states`, `audio_hidden_states`, `text_attentions`, `audio_attentions`). As in transformers,
+            setting `output_attentions=True` on a config whose attention implementation is not eager raises.
+        attn_implementation (`str`, *optional*): for both encoders (`model.set_attn_implementation` switches them
+            later and records the choice here and on both sub-configs); not written to `config.json`, as in
+            transformers: a loaded model takes `from_pretrained(..., attn_implementation=...)` or the default.
 
     Example:
 

@@ -14,6 +14,10 @@ gives the same outputs alone and padded inside a batch of longer ones, whichever
 The forward pass has no Python branch on tensor values, so `torch.export`, `torch.jit.trace` and
 `torch.compile(fullgraph=True)` capture it whole. Checks on values (clip lengths, batch sizes) run in eager mode only;
 a traced graph relies on the processor, which refuses clips shorter than the speech encoder's receptive field.
+
+Each encoder's hidden states and attention weights (`output_hidden_states` / `output_attentions`, transformers'
+conventions) come from the text encoder's own outputs and from speech-encoder forward hooks that exist only while a
+pass that asked for them runs: the default pass, the one exported, computes nothing more than before.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +34,7 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoids
-from transformers.utils import ModelOutput, is_tracing
+from transformers.utils import ModelOutput, is_tracing, logging
 
 from .configuration_klue_wav2vec2 import (
     SUPPORTED_AUDIO_MODEL_TYPES,
@@ -37,6 +42,8 @@ from .configuration_klue_wav2vec2 import (
     KlueWav2Vec2EmotionConfig,
     whisper_max_frames,
 )
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -59,6 +66,29 @@ class KlueWav2Vec2EmotionOutput(ModelOutput):
         fused_embeds (`torch.FloatTensor` of shape `(batch_size, fused_dim)`): the vector both heads read (for
             `fusion="cross"`: the pooled outputs of the cross layers, text then speech; `text_embeds` and
             `audio_embeds` stay the pooled encoder outputs).
+        text_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True` is passed
+            or `config.output_hidden_states=True`): the text encoder's hidden states as transformers' `BertModel` (or
+            RoBERTa, ELECTRA) returns them: the embedding output, then each layer's output, `num_hidden_layers + 1`
+            tensors of shape `(batch_size, tokens, text_hidden_size)`. States of padded tokens are computed but mean
+            nothing (every pooled vector ignores them).
+        text_attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True` is passed or
+            `config.output_attentions=True`): one tensor per text layer, `(batch_size, num_heads, tokens, tokens)`, the
+            softmax weights. Only eager attention computes them: under `"sdpa"` (the default) the tuple is empty and a
+            warning says so, as in transformers; call `model.set_attn_implementation("eager")` first.
+        audio_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned as `text_hidden_states`): the speech
+            encoder's hidden states as transformers' own model returns them, `(batch_size, frames, hidden_size)` each:
+            for the wav2vec2 family the first transformer layer's input (after the positional convolution) and each
+            layer's output (`num_hidden_layers + 1`; as `Wav2Vec2Model`, the last one is before the final layer norm
+            of stable-layer-norm encoders); for Whisper the first layer's input (convolutions + positions) and each
+            layer's output, the last one after the final layer norm (`encoder_layers + 1`; the batch runs at its
+            longest clip's length, not 30 s). With `audio_representation="conv"` the transformer layers are not built:
+            the one state is the normalised convolutional features that are pooled, `(batch_size, frames,
+            conv_dim[-1])`. A layer skipped by LayerDrop (training only) repeats the state before it. Padded frames
+            are computed but mean nothing.
+        audio_attentions (`tuple(torch.FloatTensor)`, *optional*, returned as `text_attentions`): one tensor per speech
+            encoder layer that ran, `(batch_size, num_heads, frames, frames)`; empty under `"sdpa"` (with a warning)
+            and for `audio_representation="conv"` (no attention layer runs). The cross-modal layers of
+            `fusion="cross"` always run torch's scaled-dot-product attention: their weights are not returned.
     """
 
     loss: torch.FloatTensor | None = None
@@ -69,6 +99,22 @@ class KlueWav2Vec2EmotionOutput(ModelOutput):
     text_embeds: torch.FloatTensor | None = None
     audio_embeds: torch.FloatTensor | None = None
     fused_embeds: torch.FloatTensor | None = None
+    # New fields go last: `to_tuple()` (return_dict=False) keeps the order above and leaves out the ones that are None.
+    text_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    text_attentions: tuple[torch.FloatTensor, ...] | None = None
+    audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    audio_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class EncoderOutputs(NamedTuple):
+    """One encoder's outputs inside [`KlueWav2Vec2ForEmotion.forward`]: the states that are pooled and fused
+    `(batch, positions, width)`, their mask `(batch, positions)`, and the per-layer `hidden_states` / `attentions`
+    tuples when they were asked for (else None)."""
+
+    states: torch.Tensor
+    mask: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 def pool(hidden_states: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -225,35 +271,74 @@ class SpeechLayerWeights(nn.Module):
         return total
 
 
+class LayerRecord:
+    """What [`recorded_layers`] keeps of one forward pass: the first layer's input, each layer's output (None for a
+    layer that LayerDrop skipped) and each attention module's weights."""
+
+    def __init__(self, num_layers: int):
+        self.first_input: torch.Tensor | None = None
+        self.outputs: list[torch.Tensor | None] = [None] * num_layers
+        self.attentions: list[torch.Tensor] = []
+
+    def layer_states(self, first: torch.Tensor) -> list[torch.Tensor]:
+        """`first`, then each layer's output; a skipped layer repeats the state before it (`num_layers + 1` tensors)."""
+        states = [first]
+        for output in self.outputs:
+            states.append(states[-1] if output is None else output)
+        return states
+
+
+@contextlib.contextmanager
+def recorded_layers(layers: nn.ModuleList, attention: str | None = None):
+    """While inside, forward hooks on `layers` fill the [`LayerRecord`] this yields; with `attention` (the attribute
+    of each layer holding its attention module: `"attention"` in the wav2vec2 family, `"self_attn"` in Whisper) also
+    the attention weights (the second item of the module's output; eager attention only, sdpa gives None).
+
+    The hooks are what transformers' own `output_hidden_states` / `output_attentions` use (its hooks live on the
+    encoders' model `forward`, which this package does not call). transformers checkpoints a layer's `forward` inside
+    its `__call__`, so the hooks see the outputs that carry gradients with activation checkpointing too; they are
+    removed on leaving, so a checkpointed layer recomputed in the backward pass records nothing.
+    """
+    record = LayerRecord(len(layers))
+
+    def keep_first_input(module, args, kwargs):
+        if record.first_input is None:
+            record.first_input = args[0] if args else kwargs["hidden_states"]
+
+    def keep_output(index: int):
+        def hook(module, args, output):
+            record.outputs[index] = output[0] if isinstance(output, tuple) else output  # WavLM adds its position bias
+
+        return hook
+
+    def keep_attention(module, args, output):
+        if isinstance(output, tuple) and len(output) > 1 and output[1] is not None:
+            record.attentions.append(output[1])
+
+    handles = []
+    try:
+        for index, layer in enumerate(layers):
+            handles.append(layer.register_forward_pre_hook(keep_first_input, with_kwargs=True))
+            handles.append(layer.register_forward_hook(keep_output(index)))
+            if attention is not None:
+                handles.append(getattr(layer, attention).register_forward_hook(keep_attention))
+        yield record
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def transformer_layer_states(encoder: nn.Module, hidden_states: torch.Tensor, frame_mask: torch.Tensor) -> list[torch.Tensor]:
     """Run a wav2vec2-family transformer `encoder` on `(batch, frames, hidden)` inputs with the frame mask, and return
     its input and every layer's output: `num_hidden_layers + 1` tensors of that shape, the last one the encoder's
     `last_hidden_state` (after the final layer norm of stable-layer-norm encoders, as `"hidden"` uses it).
 
-    The outputs are taken by forward hooks on the layers, as transformers' own `output_hidden_states` does (its hooks
-    live on the model's forward, which this package does not call). transformers checkpoints a layer's `forward`
-    inside its `__call__`, so the hooks see the outputs that carry gradients, with activation checkpointing too. A
-    layer skipped by LayerDrop (training only) passes its input on: its state repeats the one before.
+    The outputs are taken by forward hooks on the layers ([`recorded_layers`]). A layer skipped by LayerDrop
+    (training only) passes its input on: its state repeats the one before.
     """
-    layers = encoder.layers
-    outputs: list[torch.Tensor | None] = [None] * len(layers)
-
-    def keep(index: int):
-        def hook(module, args, output):
-            outputs[index] = output[0] if isinstance(output, tuple) else output  # WavLM adds its position bias
-
-        return hook
-
-    handles = [layer.register_forward_hook(keep(index)) for index, layer in enumerate(layers)]
-    try:
+    with recorded_layers(encoder.layers) as record:
         last = encoder(hidden_states, attention_mask=frame_mask).last_hidden_state
-    finally:
-        for handle in handles:
-            handle.remove()
-    states = [hidden_states]
-    for output in outputs[:-1]:
-        states.append(states[-1] if output is None else output)
-    return states + [last]
+    return record.layer_states(hidden_states)[:-1] + [last]
 
 
 @contextlib.contextmanager
@@ -307,6 +392,12 @@ class WhisperSpeechEncoder(WhisperEncoder):
     def from_pretrained(cls, *args, **kwargs):
         kwargs.setdefault("key_mapping", cls.CHECKPOINT_KEY_MAPPING)
         return super().from_pretrained(*args, **kwargs)
+
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        """True: its layers are `WhisperEncoder`'s, which dispatch on the config's implementation. transformers
+        guesses from the source of the class's module, which is this file (and its `CrossModalAttention`)."""
+        return True
 
 
 def whisper_frame_lengths(encoder: nn.Module, mel_lengths: torch.Tensor) -> torch.Tensor:
@@ -492,6 +583,15 @@ class KlueWav2Vec2PreTrainedModel(PreTrainedModel):
     # forward has no **kwargs: the Trainer divides the loss by the gradient-accumulation steps itself.
     accepts_loss_kwargs = False
 
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        """True: `set_attn_implementation` can switch both encoders, whose attention layers are transformers' own and
+        dispatch on their configs' implementation. transformers guesses from this module's source, where it finds
+        `CrossModalAttention(nn.Module)` without its attention interface, and would warn and leave the top config as it
+        was; the cross-modal layers (`fusion="cross"`) always run torch's scaled-dot-product attention, whose result
+        eager attention equals."""
+        return True
+
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, SpeechLayerWeights):
@@ -580,6 +680,10 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         self.regression_head = nn.Linear(config.fused_dim, len(config.regression_targets))
 
         self.post_init()
+        # The sub-config of an encoder the fusion does not build records the model's implementation too.
+        for key, encoder in (("text_config", self.text_model), ("audio_config", self.audio_model)):
+            if encoder is None and getattr(config, key)._attn_implementation is None:
+                getattr(config, key)._attn_implementation_internal = config._attn_implementation
         self.apply_config_freezing()
 
     # ------------------------------------------------------------------ construction
@@ -736,15 +840,73 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         if self.config.freeze_feature_encoder:
             self.freeze_feature_encoder()
 
+    # ------------------------------------------------------------------ transformers conventions
+    def get_input_embeddings(self) -> nn.Module:
+        """The text encoder's token embeddings (`nn.Embedding`, `text_config.vocab_size` rows), as transformers'
+        composite models give the text model's.
+
+        Raises:
+            NotImplementedError: with `fusion="speech"` there is no text encoder (what transformers raises for a model
+                without token embeddings, e.g. `Wav2Vec2Model`).
+        """
+        return self.require_text_model("get_input_embeddings").get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        """Replace the text encoder's token embeddings (see [`get_input_embeddings`])."""
+        self.require_text_model("set_input_embeddings").set_input_embeddings(value)
+
+    def require_text_model(self, method: str) -> PreTrainedModel:
+        if self.text_model is None:
+            raise NotImplementedError(
+                f"{type(self).__name__}.{method}: fusion={self.config.fusion!r} has no text encoder, so the model has no "
+                "token embeddings (resize_token_embeddings needs one: use a fusion with text)."
+            )
+        return self.text_model
+
+    def set_attn_implementation(self, attn_implementation, *args, **kwargs):
+        """`PreTrainedModel.set_attn_implementation`: switches both encoders and records the choice on the top config
+        and both sub-configs (a dict `{"text_config": ..., "audio_config": ...}` sets one encoder). When an encoder
+        cannot run the implementation (WavLM has no `"sdpa"`), transformers' error is raised and nothing is changed."""
+        configs = [self.config, self.config.text_config, self.config.audio_config]
+        configs += [encoder.config for encoder in (self.text_model, self.audio_model) if encoder is not None]
+        before = [(config, config._attn_implementation_internal) for config in configs]
+        try:
+            # The sub-config of an encoder the fusion does not build (text for "speech", audio for "text") takes the
+            # choice here: transformers would set it too, warning that it found no model to check it against.
+            for key, encoder in (("text_config", self.text_model), ("audio_config", self.audio_model)):
+                requested = (attn_implementation.get(key) if isinstance(attn_implementation, dict)
+                             else attn_implementation)
+                if encoder is None and isinstance(requested, str):
+                    getattr(self.config, key)._attn_implementation_internal = requested
+            return super().set_attn_implementation(attn_implementation, *args, **kwargs)
+        except Exception:
+            for config, implementation in before:
+                config._attn_implementation_internal = implementation
+            raise
+
     # ------------------------------------------------------------------ encoders
     def text_states(self, input_ids, attention_mask=None, token_type_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
         """The text encoder's last hidden state `(batch, tokens, text_hidden_size)` and the token mask `(batch, tokens)`."""
+        return tuple(self.text_encoder_outputs(input_ids, attention_mask, token_type_ids)[:2])
+
+    def text_encoder_outputs(
+        self, input_ids, attention_mask=None, token_type_ids=None, *, output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> EncoderOutputs:
+        """[`text_states`], with the text encoder's `hidden_states` / `attentions` tuples when asked for (transformers'
+        own, from the encoder's `output_hidden_states` / `output_attentions`)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        hidden = self.text_model(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=True
-        ).last_hidden_state
-        return hidden, attention_mask
+        # The flags are always passed, False included: the top config decides, not a flag left on the text sub-config.
+        out = self.text_model(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=True,
+            output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+        )
+        return EncoderOutputs(
+            out.last_hidden_state, attention_mask,
+            tuple(out.hidden_states) if output_hidden_states else None,
+            tuple(out.attentions or ()) if output_attentions else None,
+        )
 
     def encode_text(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
         """Pooled text vector `(batch, text_hidden_size)` from token ids `(batch, tokens)`."""
@@ -756,8 +918,19 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         """Speech frames `(batch, frames, audio_embed_dim)` in the config's `audio_representation`, and the frame mask
         `(batch, frames)` (true on real frames), from zero-padded 16 kHz samples `(batch, samples)`; for a Whisper
         encoder from log-mel features `(batch, num_mel_bins, mel_frames)` with their `(batch, mel_frames)` mask."""
+        return tuple(self.audio_encoder_outputs(input_values, audio_attention_mask)[:2])
+
+    def audio_encoder_outputs(
+        self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None = None, *,
+        output_hidden_states: bool = False, output_attentions: bool = False,
+    ) -> EncoderOutputs:
+        """[`audio_states`], with the speech encoder's `hidden_states` / `attentions` tuples when asked for (see
+        [`KlueWav2Vec2EmotionOutput`]'s `audio_hidden_states` for what they hold). Without them, nothing more runs
+        than for the pooled vector."""
         if self.config.is_whisper:
-            return self.whisper_audio_states(input_values, audio_attention_mask)
+            return self.whisper_encoder_outputs(input_values, audio_attention_mask,
+                                                output_hidden_states=output_hidden_states,
+                                                output_attentions=output_attentions)
         speech_encoder = self.audio_model
         feature_encoder = speech_encoder.feature_extractor
         input_values = input_values.to(feature_encoder.conv_layers[0].conv.weight.dtype)
@@ -779,15 +952,26 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         if getattr(projection, "layer_norm", None) is not None:  # wav2vec2 normalises; HuBERT may not
             features = projection.layer_norm(features)
         if self.config.audio_representation == "conv":
-            return features, frame_mask
+            # Only the convolutional front end is built: its features are the one state there is, and no attention runs.
+            return EncoderOutputs(features, frame_mask, (features,) if output_hidden_states else None,
+                                  () if output_attentions else None)
 
         hidden = projection.dropout(projection.projection(features))
         hidden = speech_encoder._mask_hidden_states(hidden, attention_mask=frame_mask)
-        with masked_positional_convolutions(speech_encoder.encoder, frame_mask):
-            if self.config.audio_representation == "weighted":
-                states = transformer_layer_states(speech_encoder.encoder, hidden, frame_mask)
-                return self.audio_layer_weights(states), frame_mask
-            return speech_encoder.encoder(hidden, attention_mask=frame_mask).last_hidden_state, frame_mask
+        encoder = speech_encoder.encoder
+        weighted = self.config.audio_representation == "weighted"
+        with masked_positional_convolutions(encoder, frame_mask):
+            if not (weighted or output_hidden_states or output_attentions):
+                return EncoderOutputs(encoder(hidden, attention_mask=frame_mask).last_hidden_state, frame_mask)
+            with recorded_layers(encoder.layers, "attention" if output_attentions else None) as record:
+                last = encoder(hidden, attention_mask=frame_mask).last_hidden_state
+        # `encoder` zeroed `hidden`'s padded frames in place: the weighted sum's first state is that tensor.
+        states = self.audio_layer_weights(record.layer_states(hidden)[:-1] + [last]) if weighted else last
+        hidden_states = None
+        if output_hidden_states:  # as Wav2Vec2Model gives them: from the first layer's input, no final layer norm
+            first = record.first_input if record.first_input is not None else hidden
+            hidden_states = tuple(record.layer_states(first))
+        return EncoderOutputs(states, frame_mask, hidden_states, tuple(record.attentions) if output_attentions else None)
 
     def whisper_audio_states(
         self, input_features: torch.Tensor, audio_attention_mask: torch.Tensor | None = None
@@ -795,6 +979,14 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         """[`audio_states`] of a Whisper encoder: log-mel `input_features` `(batch, num_mel_bins, mel_frames)` and
         `audio_attention_mask` `(batch, mel_frames)` (1 on real frames) -> `(batch, frames, d_model)` states (20 ms
         frames) and their mask. Each clip costs its own length, not 30 s (see [`whisper_encoder_states`])."""
+        return tuple(self.whisper_encoder_outputs(input_features, audio_attention_mask)[:2])
+
+    def whisper_encoder_outputs(
+        self, input_features: torch.Tensor, audio_attention_mask: torch.Tensor | None = None, *,
+        output_hidden_states: bool = False, output_attentions: bool = False,
+    ) -> EncoderOutputs:
+        """[`whisper_audio_states`], with the encoder's hidden states (its layers' input, then each layer's output, the
+        last after the final layer norm: what `WhisperEncoder` returns) and attentions when asked for."""
         encoder = self.audio_model
         input_features = input_features.to(encoder.conv1.weight.dtype)
         batch, _, num_frames = input_features.shape
@@ -805,8 +997,17 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         if not is_tracing(input_features):
             self.check_whisper_lengths(mel_lengths, num_frames)
         weighted = self.config.audio_representation == "weighted"
-        states, frame_mask = whisper_encoder_states(encoder, input_features, mel_lengths, all_layers=weighted)
-        return (self.audio_layer_weights(states) if weighted else states[-1]), frame_mask
+        all_layers = weighted or output_hidden_states
+        if output_attentions:
+            with recorded_layers(encoder.layers, "self_attn") as record:
+                states, frame_mask = whisper_encoder_states(encoder, input_features, mel_lengths, all_layers=all_layers)
+        else:
+            states, frame_mask = whisper_encoder_states(encoder, input_features, mel_lengths, all_layers=all_layers)
+        return EncoderOutputs(
+            self.audio_layer_weights(states) if weighted else states[-1], frame_mask,
+            tuple(states) if output_hidden_states else None,
+            tuple(record.attentions) if output_attentions else None,
+        )
 
     def encode_audio(self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled speech vector `(batch, audio_embed_dim)` from zero-padded 16 kHz samples `(batch, samples)` (for a
@@ -860,6 +1061,8 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
         regression_labels: torch.FloatTensor | None = None,
         return_dict: bool | None = None,
         input_features: torch.FloatTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> KlueWav2Vec2EmotionOutput | tuple:
         r"""
         Args:
@@ -873,18 +1076,30 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             input_features (`(batch, num_mel_bins, mel_frames)`): a Whisper encoder's log-mel features (10 ms frames,
                 at most 3000 = 30 s), from the checkpoint's `WhisperFeatureExtractor` through the processor; padded
                 frames are ignored.
+            output_attentions, output_hidden_states (`bool`, *optional*): also return each encoder's attention weights
+                / hidden states (`text_attentions`, `audio_attentions`, `text_hidden_states`, `audio_hidden_states`;
+                default: `config.output_attentions` / `config.output_hidden_states`). Attention weights need eager
+                attention (`model.set_attn_implementation("eager")`).
+            return_dict (`bool`, *optional*): False gives `to_tuple()` of the output (the fields that are not None, in
+                order; default: `config.return_dict`).
         """
         config = self.config
+        output_attentions = bool(config.output_attentions if output_attentions is None else output_attentions)
+        output_hidden_states = bool(config.output_hidden_states if output_hidden_states is None else output_hidden_states)
+        extra = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
         audio_input = input_features if config.is_whisper else input_values
         if not is_tracing():
             self.check_inputs(input_ids, input_values, input_features)
-        text = self.text_states(input_ids, attention_mask, token_type_ids) if config.uses_text else None
-        audio = self.audio_states(audio_input, audio_attention_mask) if config.uses_audio else None
-        text_embeds = pool(*text, config.pooling) if text is not None else None
-        audio_embeds = pool(*audio, config.pooling) if audio is not None else None
+        text = (self.text_encoder_outputs(input_ids, attention_mask, token_type_ids, **extra)
+                if config.uses_text else None)
+        audio = self.audio_encoder_outputs(audio_input, audio_attention_mask, **extra) if config.uses_audio else None
+        if output_attentions and not is_tracing():
+            self.warn_about_missing_attentions(text, audio)
+        text_embeds = pool(text.states, text.mask, config.pooling) if text is not None else None
+        audio_embeds = pool(audio.states, audio.mask, config.pooling) if audio is not None else None
 
         if config.fusion == "cross":
-            fused = self.cross_fusion(*text, *audio)
+            fused = self.cross_fusion(text.states, text.mask, audio.states, audio.mask)
         elif config.fusion == "cat":
             fused = torch.cat([text_embeds, audio_embeds], dim=-1)
         elif config.fusion == "add":
@@ -916,9 +1131,27 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
             text_embeds=text_embeds,
             audio_embeds=audio_embeds,
             fused_embeds=fused,
+            text_hidden_states=text.hidden_states if text is not None else None,
+            text_attentions=text.attentions if text is not None else None,
+            audio_hidden_states=audio.hidden_states if audio is not None else None,
+            audio_attentions=audio.attentions if audio is not None else None,
         )
         return_dict = return_dict if return_dict is not None else config.return_dict
         return output if return_dict else output.to_tuple()
+
+    def warn_about_missing_attentions(self, text: EncoderOutputs | None, audio: EncoderOutputs | None) -> None:
+        """Warn, as transformers does, when attentions were asked for and an encoder with attention layers gave none:
+        its attention implementation (sdpa, flash, ...) computes no weights."""
+        missing = []
+        for field, encoder, outputs in (("text_attentions", self.text_model, text), ("audio_attentions", self.audio_model, audio)):
+            runs_attention = not (field == "audio_attentions" and self.config.audio_representation == "conv")
+            if outputs is not None and runs_attention and not outputs.attentions:
+                missing.append(f"{field} (the {field.split('_')[0]} encoder runs {encoder.config._attn_implementation!r})")
+        if missing:
+            logger.warning_once(
+                f"output_attentions=True, but {' and '.join(missing)} is empty: only eager attention computes attention "
+                "weights. Call model.set_attn_implementation('eager') or load with attn_implementation='eager'."
+            )
 
     def check_inputs(
         self, input_ids: torch.Tensor | None, input_values: torch.Tensor | None, input_features: torch.Tensor | None = None
