@@ -27,6 +27,8 @@ from ..metrics import compute_emotion_metrics, majority_baseline, tune_decision_
 from ..modeling_klue_wav2vec2 import KlueWav2Vec2ForEmotion
 from ..trainer import EmotionTrainer
 from .arguments import parse_positive_weight
+from .prosody_row import run_prosody_fold, train_prosody_final
+from .rows import PROSODY_FUSION
 from .run_directory import (METRICS, PREDICTIONS, VALIDATION_PREDICTIONS, fold_directory, last_complete_checkpoint,
                             write_json, write_npz)
 
@@ -123,6 +125,8 @@ def run_fold(experiment, row: str, fold: int, seed: int) -> dict | None:
 
     Returns the metrics on the main process, None on the others.
     """
+    if experiment.rows[row].fusion == PROSODY_FUSION:  # no network to train: a linear head on eGeMAPS features
+        return run_prosody_fold(experiment, row, fold, seed)
     train_indices, test_indices = experiment.folds[fold]
     fit_indices, validation_indices = experiment.validation_split(row, train_indices)
     dataset = experiment.dataset
@@ -233,6 +237,8 @@ def _aligned_predictions(prediction, rows, name: str):
 def train_final_on_all_data(experiment, row: str) -> None:
     """`--final_model all_data`: one more training of `row`'s model, on every row (but the validation slice when it
     tunes thresholds), with the first seed, saved as {row}/final."""
+    if experiment.rows[row].fusion == PROSODY_FUSION:
+        return train_prosody_final(experiment, row)
     final_info = experiment.output_dir / row / "final" / "final_info.json"
     if experiment.agree(final_info.exists()):
         if experiment.is_main:

@@ -66,7 +66,7 @@ class Experiment:
     def _check_encoders(self, fusion: str) -> None:
         if not self.pretrained:
             return
-        needs = {"text": ["text_model"], "speech": ["audio_model"]}.get(fusion, ["text_model", "audio_model"])
+        needs = {"text": ["text_model"], "speech": ["audio_model"], "prosody": []}.get(fusion, ["text_model", "audio_model"])
         missing = [name for name in needs if getattr(self.model_args, name) is None]
         if missing:
             raise ValueError(
