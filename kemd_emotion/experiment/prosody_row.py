@@ -25,6 +25,17 @@ logger = logging.getLogger("kemd_emotion.experiment")
 
 
 
+def check_prosody_rows(rows) -> None:
+    """Raise an ImportError now, before any row trains, when a prosody row is asked for without opensmile."""
+    if any(row.fusion == PROSODY_FUSION for row in rows):
+        import importlib.util
+
+        if importlib.util.find_spec("opensmile") is None:
+            raise ImportError("the prosody row (eGeMAPS functionals) needs openSMILE's Python package: pip install "
+                              "\"kemd-emotion[prosody]\" (or pip install opensmile), or leave the row out, e.g. "
+                              "--fusion all.")
+
+
 def prosody_features(experiment) -> np.ndarray:
     """The `(rows, 88)` eGeMAPS functionals of the run's dataset (measured once per corpus; main process first)."""
     features = getattr(experiment, "_prosody_features", None)
@@ -108,4 +119,4 @@ def train_prosody_final(experiment, row: str) -> None:
                   features="eGeMAPSv02 functionals")
 
 
-__all__ = ["PROSODY_FUSION", "run_prosody_fold", "train_prosody_final", "prosody_features", "fit_head"]
+__all__ = ["PROSODY_FUSION", "check_prosody_rows", "run_prosody_fold", "train_prosody_final", "prosody_features", "fit_head"]

@@ -23,6 +23,7 @@ from .fold import run_fold, train_final_on_all_data
 from .preparation import drop_unusable_audio, fetch_encoders, load_corpus, load_or_build_processor, make_folds
 from .run_directory import (METRICS, RUN_ARGS, check_previous_run, check_split, clear_run, fingerprint,
                             fingerprint_sha256, fold_directory, option_defaults, split_sha256, write_json)
+from .prosody_row import check_prosody_rows
 from .rows import parse_rows
 from .summary import write_summary
 
@@ -54,6 +55,7 @@ class Experiment:
         self.pretrained = model_args.text_model is not None or model_args.audio_model is not None
         for row in self.rows.values():
             self._check_encoders(row.fusion)
+        check_prosody_rows(self.rows.values())  # before any training: the prosody row needs opensmile
         self.is_main = args.process_index == 0  # (sets the distributed state up)
         from accelerate import PartialState
 
