@@ -14,7 +14,7 @@ CORE_TESTS = tests/test_modeling.py tests/test_processing.py tests/test_pipeline
 
 install:
 	$(PYTHON) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PYTHON) -m pip install --quiet -e .
+	$(PYTHON) -m pip install --quiet -e ".[prosody]"
 
 install-test:
 	$(PYTHON) -m pip install --quiet "$(TORCH_SPEC)"

@@ -1,7 +1,9 @@
 """KEMDy19 / KEMDy20 data: the dataset builder, a synthetic sample corpus, folds and the batch collator.
 
 - `load_kemdy(data_dir, name=None, annotations="speaker", ...)`: a release folder -> `datasets.Dataset`.
-- `write_sample_corpus(out_dir, name="kemdy20", ...)`: writes a synthetic release in the real layout.
+- `write_sample_corpus(out_dir, name="kemdy20", ..., voice="builtin" | "espeak")`: writes a synthetic release in the
+  real layout (``"espeak"``: an independent corpus spoken by espeak-ng, `kemd_emotion.data.espeak_sample`).
+- `kemd_emotion.data.prosody.egemaps_functionals(paths, cache_file)`: eGeMAPS v02 functionals, cached with the corpus.
 - `kfold(dataset, k=5, by="session" | "contiguous" | "random", seed=0)`: ``[(train_indices, test_indices), ...]``;
   a clip (``segment_id``) is never on both sides, nor (by session) a speaker; `check_folds` verifies a split.
 - `hold_out(dataset, rows, fraction=0.15, by="session")`: a validation slice of a fold's training rows, grouped alike.

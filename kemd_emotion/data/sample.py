@@ -56,6 +56,9 @@ import soundfile as sf
 MANIFEST_FILENAME = "sample_manifest.json"
 """Written at the release root; the builder ignores it. It says what the writer wrote (see `SampleManifest`)."""
 
+VOICES = ("builtin", "espeak")
+"""`write_sample_corpus(voice=...)`: the corpus kinds."""
+
 SIZES: dict[str, dict] = {
     "tiny": dict(sessions=3, segments_per_session=8, min_seconds=0.4, max_seconds=0.8),
     "default": dict(sessions=10, segments_per_session=40, min_seconds=1.0, max_seconds=2.0),
@@ -213,6 +216,7 @@ def write_sample_corpus(
     quirks: bool = True,
     seed: int = 0,
     overwrite: bool = False,
+    voice: str = "builtin",
 ) -> SampleManifest:
     """Write a synthetic KEMDy release into `out_dir` (which becomes the release folder) and return its manifest.
 
@@ -230,6 +234,9 @@ def write_sample_corpus(
         quirks: write the release's quirks and faults (see the module docstring).
         seed: everything written depends only on it and the other arguments.
         overwrite: remove `out_dir` first if it holds anything.
+        voice: ``"builtin"`` (this module's synthesiser, no system dependency) or ``"espeak"`` (an independent
+            corpus kind: the espeak-ng text-to-speech engine speaks other sentences, one voice per session; see
+            `kemd_emotion.data.espeak_sample`). Each kind has its own `size` presets.
 
     Returns:
         The `SampleManifest`, also saved as ``out_dir/sample_manifest.json``.
@@ -237,10 +244,18 @@ def write_sample_corpus(
     Raises:
         ValueError: an argument is out of range (naming it and the range), or `out_dir` is not empty.
     """
+    if voice not in VOICES:
+        raise ValueError(f"voice must be one of {VOICES}; got {voice!r}.")
+    writer_class, sizes = _ReleaseWriter, SIZES
+    if voice == "espeak":
+        from .espeak_sample import ESPEAK_SIZES, EspeakReleaseWriter
+
+        writer_class, sizes = EspeakReleaseWriter, ESPEAK_SIZES
+        writer_class.check_available()
     if size is not None:
-        if size not in SIZES:
-            raise ValueError(f"size must be one of {tuple(SIZES)}; got {size!r}.")
-        preset = dict(SIZES[size])
+        if size not in sizes:
+            raise ValueError(f"size must be one of {tuple(sizes)} for voice {voice!r}; got {size!r}.")
+        preset = dict(sizes[size])
         sessions = preset.pop("sessions")
         segments_per_session = preset.pop("segments_per_session", segments_per_session)
         num_segments = preset.pop("num_segments", None)
@@ -272,8 +287,10 @@ def write_sample_corpus(
 
     options = dict(name=name, sessions=sessions, segments_per_session=counts, min_seconds=min_seconds,
                    max_seconds=max_seconds, sampling_rate=sampling_rate, quirks=quirks, seed=seed)
+    if voice != "builtin":  # the default corpus' manifest stays as it was
+        options.update(voice=voice, **writer_class.engine_info())
     manifest = SampleManifest(root=os.path.abspath(root), name=name, options=options)
-    writer = _ReleaseWriter(root, name, sampling_rate, quirks, seed, manifest)
+    writer = writer_class(root, name, sampling_rate, quirks, seed, manifest)
     for session_index, count in enumerate(counts):
         writer.write_session(session_index, count, min_seconds, max_seconds)
     manifest.save(root / MANIFEST_FILENAME)
@@ -288,7 +305,11 @@ def _segments_per_session(sessions: int, per_session: int, total: int | None) ->
 
 
 class _ReleaseWriter:
-    """Writes one session at a time: its wav/txt files, its annotation file(s) and tiny bio-signal files."""
+    """Writes one session at a time: its wav/txt files, its annotation file(s) and tiny bio-signal files.
+
+    Another corpus kind subclasses it and overrides the three hooks that make its people, words and voice
+    (`_speakers`, `_words`, `_audio`); the layout, labels and quirks stay this class' own.
+    """
 
     def __init__(self, root: Path, name: str, sampling_rate: int, quirks: bool, seed: int, manifest):
         self.root, self.name, self.rate, self.quirks, self.seed = root, name, sampling_rate, quirks, seed
@@ -327,7 +348,7 @@ class _ReleaseWriter:
             dialogue = index // per_dialogue
             if index % per_dialogue == 0:
                 mood = _draw_category(rng)
-            speaker = speakers[(index + dialogue) % 2]
+            speaker = speakers[(index + dialogue) % len(speakers)]
             key = (dialogue, speaker.speaker_id)
             turn_numbers[key] = turn_numbers.get(key, 0) + 1
             if self.name == "kemdy19":
@@ -344,10 +365,18 @@ class _ReleaseWriter:
             if self.quirks:
                 rate, channels = _Q_RATES.get((session_index, index), (self.rate, 1))
                 segment.file_rate, segment.channels = rate or self.rate, channels
-            segment.transcript, segment.text = _transcript(
-                segment, rng, all_markers=self.quirks and (session_index, index) == _Q_ALL_MARKERS)
+            segment.transcript, segment.text = _with_markers(
+                self._words(segment, rng), rng, all_markers=self.quirks and (session_index, index) == _Q_ALL_MARKERS)
             segments.append(segment)
         return segments, speakers
+
+    def _words(self, segment: _Segment, rng: np.random.Generator) -> list[str]:
+        """The segment's words (they follow valence only)."""
+        return _words(segment, rng)
+
+    def _audio(self, segment: _Segment, rng: np.random.Generator) -> np.ndarray:
+        """The segment's mono float32 samples at ``segment.file_rate`` (the voice follows arousal only)."""
+        return synthesize(segment.speaker, segment.arousal, segment.duration, segment.file_rate, rng)
 
     # -- writing ------------------------------------------------------------------------------------------------
     def write_session(self, session_index: int, count: int, min_s: float, max_s: float) -> None:
@@ -388,7 +417,7 @@ class _ReleaseWriter:
             wav_path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" + rng.bytes(64))
             info["skip"] = "unreadable_wav"
         else:
-            audio = synthesize(segment.speaker, segment.arousal, segment.duration, segment.file_rate, rng)
+            audio = self._audio(segment, rng)
             if segment.channels == 2:  # a second microphone: quieter, its own noise
                 second = 0.8 * audio + 0.003 * rng.standard_normal(audio.shape[0]).astype(np.float32)
                 audio = np.stack([audio, second], axis=1)
@@ -516,6 +545,11 @@ def _rate(category: str, arousal: float, valence: float, rng: np.random.Generato
 
 def _transcript(segment: _Segment, rng: np.random.Generator, all_markers: bool = False) -> tuple[str, str]:
     """(raw transcript with markers, the same words without them). Words depend on valence, never on arousal."""
+    return _with_markers(_words(segment, rng), rng, all_markers)
+
+
+def _words(segment: _Segment, rng: np.random.Generator) -> list[str]:
+    """The default corpus' words: valence-bearing words among neutral ones and fillers."""
     score = (segment.valence - 3.0) / 1.2 + rng.normal(0.0, 0.25)
     words = []
     for _ in range(int(rng.integers(2, 5))):
@@ -534,7 +568,12 @@ def _transcript(segment: _Segment, rng: np.random.Generator, all_markers: bool =
     words = [words[i] for i in order]
     if rng.random() < 0.4:
         words.insert(0, str(rng.choice(FILLERS)))
+    return words
 
+
+def _with_markers(words: list[str], rng: np.random.Generator, all_markers: bool = False) -> tuple[str, str]:
+    """(raw transcript with the release's markers, the words without them) of `words` (a list it may extend)."""
+    words = list(words)
     raw = list(words)  # raw[i] is the written form of words[i]
     if all_markers or rng.random() < 0.1:
         first, second = ALTERNATIVES[int(rng.integers(len(ALTERNATIVES)))]
@@ -640,8 +679,12 @@ def add_make_sample_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("out_dir", help="release folder to create (must be empty unless --overwrite)")
     parser.add_argument("--name", choices=("kemdy20", "kemdy19"), default="kemdy20")
+    parser.add_argument("--voice", choices=VOICES, default="builtin",
+                        help="builtin: this package's synthesiser (the default corpus); espeak: an independent corpus "
+                             "spoken by the espeak-ng text-to-speech engine (needs the espeak-ng program)")
     parser.add_argument("--size", choices=tuple(SIZES), default=None,
-                        help="a preset; replaces the size options (default: the options below)")
+                        help="a preset of the chosen voice's corpus; replaces the size options (default: the options "
+                             "below)")
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--segments-per-session", type=int, default=40)
     parser.add_argument("--num-segments", type=int, default=None, help="total, spread over the sessions")
@@ -660,7 +703,7 @@ def _run_make_sample(args: argparse.Namespace) -> int:
         args.out_dir, args.name, size=args.size, sessions=args.sessions,
         segments_per_session=args.segments_per_session, num_segments=args.num_segments,
         min_seconds=args.min_seconds, max_seconds=args.max_seconds, sampling_rate=args.sampling_rate,
-        quirks=args.quirks, seed=args.seed, overwrite=args.overwrite,
+        quirks=args.quirks, seed=args.seed, overwrite=args.overwrite, voice=args.voice,
     )
     kept = len(manifest.expected_rows("speaker"))
     print(f"wrote {len(manifest.rows)} annotation rows ({kept} usable speaker rows) to {manifest.root}")

@@ -69,7 +69,8 @@ class ModelArguments:
     sample_hidden_size: int = field(default=64, metadata={"help": "Embedded default: width of the small encoders."})
     sample_num_layers: int = field(default=2, metadata={"help": "Embedded default: layers of the small BERT."})
     sample_conv_channels: int = field(
-        default=16, metadata={"help": "Embedded default: channels of the small wav2vec2's 7 conv layers."})
+        default=32, metadata={"help": "Embedded default: channels of the small wav2vec2's 7 conv layers (16 did not "
+                                  "hear arousal on the espeak-ng corpus; benchmarks/embedded_default_corpora.md)."})
     sample_vocab_size: int = field(
         default=2000, metadata={"help": "Embedded default: WordPiece vocabulary trained on the corpus' texts."})
 

@@ -33,7 +33,8 @@ from ..trainer import EmotionTrainer
 from .arguments import DataArguments, ModelArguments, RunArguments, parse_positive_weight
 from .preparation import validation_split
 from .processes import Processes
-from .rows import TableRow
+from .prosody_row import run_prosody_fold, train_prosody_final
+from .rows import PROSODY_FUSION, TableRow
 from .run_directory import (METRICS, PREDICTIONS, VALIDATION_PREDICTIONS, fold_directory, last_complete_checkpoint,
                             write_json, write_npz)
 
@@ -66,6 +67,8 @@ class FoldSetup:
     """The resolved preset's name (final_info.json records it)."""
     fingerprint_sha256: str
     """The run's settings fingerprint: every metrics.json and final_info.json carries it."""
+    data_dir: str | None = None
+    """The corpus' root folder (the sample corpus' when the run wrote one): the prosody row caches its features there."""
 
     @property
     def several_seeds(self) -> bool:
@@ -166,6 +169,8 @@ def run_fold(setup: FoldSetup, row: TableRow, fold: int, seed: int) -> dict | No
 
     Returns the metrics on the main process, None on the others.
     """
+    if row.fusion == PROSODY_FUSION:  # no network to train: a linear head on eGeMAPS features
+        return run_prosody_fold(setup, row, fold, seed)
     train_indices, test_indices = setup.folds[fold]
     fit_indices, validation_indices = setup.validation_split(row, train_indices)
     dataset, processes = setup.dataset, setup.processes
@@ -273,6 +278,8 @@ def _aligned_predictions(prediction, rows, name: str):
 def train_final_on_all_data(setup: FoldSetup, row: TableRow) -> None:
     """`--final_model all_data`: one more training of `row`'s model, on every row (but the validation slice when it
     tunes thresholds), with the first seed, saved as {row}/final."""
+    if row.fusion == PROSODY_FUSION:
+        return train_prosody_final(setup, row)
     processes, dataset = setup.processes, setup.dataset
     final_info = setup.output_dir / row.name / "final" / "final_info.json"
     if processes.agree(final_info.exists()):

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 
 from ..configuration_klue_wav2vec2 import AUDIO_REPRESENTATIONS, FUSIONS
 
+PROSODY_FUSION = "prosody"
+"""A row that is not a model fusion: eGeMAPS functionals with a linear head (`kemd_emotion.experiment.prosody_row`)."""
+ROW_FUSIONS = (*FUSIONS, PROSODY_FUSION)
 PAPER_ROWS = ("text", "speech", "cat", "add")
 """The paper's four rows, in the table's order (``--rows all``)."""
 
@@ -43,7 +46,8 @@ MODIFIER_TITLES = {
     "weighted": "all layers weighted",
 }
 FUSION_TITLES = {"text": "Text only", "speech": "Speech only", "cat": "Cat (concatenation)",
-                 "add": "Add (projection + sum)", "cross": "Cross (cross-modal attention)"}
+                 "add": "Add (projection + sum)", "cross": "Cross (cross-modal attention)",
+                 PROSODY_FUSION: "eGeMAPS functionals + linear head"}
 
 ROW_SETS: dict[str, tuple[str, ...]] = {
     "all": PAPER_ROWS,
@@ -84,9 +88,9 @@ class TableRow:
 def parse_row(name: str) -> TableRow:
     """``"cat+rare"`` -> its `TableRow`; raises a ValueError naming the accepted fusions and modifiers."""
     fusion, *modifiers = [part.strip() for part in str(name).split("+")]
-    expected = (f"a fusion ({', '.join(FUSIONS)}) optionally followed by modifiers joined with '+' "
+    expected = (f"a fusion ({', '.join(ROW_FUSIONS)}) optionally followed by modifiers joined with '+' "
                 f"({', '.join(MODIFIERS)}), e.g. 'cat+rare'")
-    if fusion not in FUSIONS or any(modifier not in MODIFIERS for modifier in modifiers):
+    if fusion not in ROW_FUSIONS or any(modifier not in MODIFIERS for modifier in modifiers):
         raise ValueError(f"row {name!r}: expected {expected}.")
     if len(set(modifiers)) != len(modifiers):
         raise ValueError(f"row {name!r}: a modifier is repeated; expected {expected}.")
@@ -96,6 +100,8 @@ def parse_row(name: str) -> TableRow:
         if clash:
             raise ValueError(f"row {name!r}: {modifier!r} sets {', '.join(sorted(clash))} again, differently.")
         options.update(MODIFIERS[modifier])
+    if fusion == PROSODY_FUSION and set(options) - {"fusion", "emotion_pos_weight"}:
+        raise ValueError(f"row {name!r}: the prosody row takes only the posweight modifier.")
     if fusion == "text" and "audio_representation" in options:
         raise ValueError(f"row {name!r}: a text-only row has no speech features to choose.")
     return TableRow("+".join([fusion, *modifiers]), fusion, tuple(modifiers), options)

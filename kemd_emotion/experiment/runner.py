@@ -25,6 +25,7 @@ from .preparation import (drop_unusable_audio, fetch_encoders, load_corpus, load
 from .processes import Processes
 from .run_directory import (METRICS, RUN_ARGS, check_previous_run, check_split, clear_run, fingerprint,
                             fingerprint_sha256, fold_directory, option_defaults, split_sha256, write_json)
+from .prosody_row import check_prosody_rows
 from .rows import TableRow, parse_rows
 from .summary import write_summary
 
@@ -55,6 +56,7 @@ class Experiment:
         self.pretrained = model_args.text_model is not None or model_args.audio_model is not None
         for row in self.rows.values():
             self._check_encoders(row)
+        check_prosody_rows(self.rows.values())  # before any training: the prosody row needs opensmile
         self.processes = Processes.of(args)  # (reading args.process_index sets the distributed state up)
         self.is_main = self.processes.is_main
         from accelerate import PartialState
@@ -68,7 +70,7 @@ class Experiment:
     def _check_encoders(self, row: TableRow) -> None:
         if not self.pretrained:
             return
-        needs = {"text": ["text_model"], "speech": ["audio_model"]}.get(row.fusion, ["text_model", "audio_model"])
+        needs = {"text": ["text_model"], "speech": ["audio_model"], "prosody": []}.get(row.fusion, ["text_model", "audio_model"])
         missing = [name for name in needs if getattr(self.model_args, name) is None]
         if missing:
             raise ValueError(
@@ -83,7 +85,7 @@ class Experiment:
         return FoldSetup(model_args=self.model_args, data_args=self.data_args, args=self.args, processor=self.processor,
                          dataset=self.dataset, folds=self.folds, output_dir=self.output_dir, seeds=self.seeds,
                          processes=self.processes, preset=self.preset["preset"],
-                         fingerprint_sha256=self.fingerprint_sha256)
+                         fingerprint_sha256=self.fingerprint_sha256, data_dir=self.data_dir)
 
     # ------------------------------------------------------------------ preparation (main process first)
     def check_run_directory(self) -> None:
