@@ -187,6 +187,37 @@ def test_presets_and_explicit_options():
     assert preset["overrides"] == {"pooling": {"preset": "last", "given": "mean"}}
 
 
+def test_best_preset_is_for_a_few_hundred_rows_with_real_encoders():
+    """best: encoders at 1e-4, heads at 1e-3, batch 16, 10 epochs, mean pooling (the small-corpus evidence in the
+    preset's help text); the paper keeps one learning rate."""
+    model, _, args, _ = parse_arguments(["--preset", "best"])
+    assert (args.learning_rate, args.head_learning_rate, args.per_device_train_batch_size, args.num_train_epochs,
+            model.pooling) == (1e-4, 1e-3, 16, 10.0, "mean")
+    _, _, args, _ = parse_arguments(["--preset", "paper"])
+    assert (args.learning_rate, args.head_learning_rate) == (1e-5, None)
+
+
+def test_a_whisper_speech_encoder_turns_the_presets_conv_into_hidden(tmp_path):
+    """The one rule (presets.speech_feature_rule): a preset's conv (wav2vec2's) becomes hidden for a Whisper
+    --audio_model, under paper and auto, and is recorded; a given --audio_representation and wav2vec2 are untouched."""
+    whisper, wav2vec2 = tmp_path / "whisper", tmp_path / "w2v"
+    for folder, model_type in ((whisper, "whisper"), (wav2vec2, "wav2vec2")):
+        folder.mkdir()
+        (folder / "config.json").write_text(f'{{"model_type": "{model_type}"}}')
+    for preset_args in (["--preset", "paper"], []):
+        model, _, _, preset = parse_arguments([*preset_args, "--text_model", "t", "--audio_model", str(whisper)])
+        assert preset["preset"] == "paper" and model.audio_representation == "hidden"
+        assert preset["applied"]["audio_representation"] == "hidden"
+        assert preset["adapted"]["audio_representation"]["preset"] == "conv"
+    model, _, _, preset = parse_arguments(["--preset", "paper", "--text_model", "t", "--audio_model", str(wav2vec2)])
+    assert model.audio_representation == "conv" and preset["adapted"] == {}
+    model, _, _, preset = parse_arguments(["--preset", "paper", "--text_model", "t", "--audio_model", str(whisper),
+                                           "--audio_representation", "weighted"])
+    assert model.audio_representation == "weighted" and preset["adapted"] == {}
+    model, _, _, preset = parse_arguments(["--preset", "best", "--text_model", "t", "--audio_model", str(whisper)])
+    assert model.audio_representation == "weighted" and preset["adapted"] == {}  # best's weighted works for Whisper
+
+
 def test_fusion_is_the_former_name_of_rows(tmp_path):
     """`--fusion` (and a .json file's "fusion") parse as `--rows` does: the same options, preset record and
     fingerprint; giving both is refused."""

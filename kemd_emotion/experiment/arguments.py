@@ -49,7 +49,8 @@ class ModelArguments:
         default="conv",
         metadata={"help": "conv: wav2vec2's normalised convolutional features (the paper's 512-d vector; the "
                           "transformer layers are not run); hidden: the transformer's last hidden state; weighted: a "
-                          "learned softmax-weighted sum of every layer (SUPERB)." + FROM_PRESET})
+                          "learned softmax-weighted sum of every layer (SUPERB). conv is wav2vec2's only: with a Whisper --audio_model, "
+                          "a preset's conv becomes hidden." + FROM_PRESET})
     regression_loss: str = field(default="mse", metadata={"help": "mse or ccc (1 - CCC)."})
     emotion_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the multi-label soft-margin loss."})
     regression_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the arousal/valence loss."})

@@ -323,7 +323,9 @@ def describe_settings(model_args: ModelArguments, data_args: DataArguments, args
         f"weight decay {args.weight_decay}, seed(s) {seeds}, device {args.device}, {torch.get_num_threads()} "
         f"thread(s){', full determinism' if args.full_determinism else ''}\n"
         f"  options given instead of the preset's: {overrides}\n"
-        f"  output: {args.output_dir}"
+        + "".join(f"  adapted to the encoder: {key}={value['used']} (preset: {value['preset']}; {value['why']})\n"
+                  for key, value in preset.get("adapted", {}).items())
+        + f"  output: {args.output_dir}"
     )
 
 
