@@ -223,5 +223,5 @@ def test_the_experiment_accepts_the_cross_row():
     assert parse_row("cross").title == "Cross (cross-modal attention)"
     assert parse_row("cat+weighted").options == {"fusion": "cat", "audio_representation": "weighted"}
     with pytest.raises(ValueError, match=r"--rows 'crossed': row 'crossed': expected a fusion "
-                                         r"\(cat, add, text, speech, cross\)"):
+                                         r"\(cat, add, text, speech, cross, prosody\)"):
         parse_row_names("crossed")
