@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -35,7 +33,8 @@ from transformers import AutoModel, AutoTokenizer, pipeline
 from helpers.audio import speech_like
 from helpers.contract_probes import batch_and_alone, forward_outputs
 from helpers.fresh_process import BLOCK_KEMD_EMOTION
-from helpers.real_weights import RealWeights, real_weights_required
+from helpers.korean_speech import HANGUL, SPOKEN, WHISPER_KOREAN, speak_korean
+from helpers.real_weights import RealWeights
 from kemd_emotion import KlueWav2Vec2ForEmotion
 from kemd_emotion.testing_utils import (
     AUDIO_ENCODERS,
@@ -319,22 +318,10 @@ def test_onnx_export_gives_the_eager_outputs(zoo, clips, case, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- real speech recognition
-HANGUL = re.compile("[\uac00-\ud7a3]")
-SPOKEN = "저는 지금 너무 화가 나요. 왜 약속을 지키지 않았어요?"
-"""What espeak-ng says (whisper-base with language="korean" heard " 저는 지금놈으로 가가요, 왜 약속을 지키지 않아서요.")."""
-WHISPER_KOREAN = {"generate_kwargs": {"language": "korean", "task": "transcribe", "max_new_tokens": 64}}
-"""Korean, given: left to detect the language, whisper-base takes espeak-ng's Korean for Thai or repeats one syllable
-to its 448-token limit (minutes on a CPU). max_new_tokens bounds a run that goes astray all the same."""
-
-
 @pytest.fixture(scope="module")
 def korean_speech(tmp_path_factory) -> Path:
     """espeak-ng's Korean voice saying `SPOKEN` (a 22.05 kHz wav file)."""
-    if shutil.which("espeak-ng") is None:
-        message = "Korean speech for the ASR tests comes from espeak-ng: apt-get install espeak-ng"
-        (pytest.fail if real_weights_required() else pytest.skip)(message)
-    path = tmp_path_factory.mktemp("speech") / "korean.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(path), SPOKEN], check=True, capture_output=True)
+    path = speak_korean(tmp_path_factory.mktemp("speech"))
     assert soundfile.info(str(path)).duration > 2.0
     return path
 

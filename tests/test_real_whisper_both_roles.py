@@ -8,10 +8,6 @@ On real weights (`real_weights_dirs`: multilingual-e5-small, whisper-base): the 
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 import soundfile
@@ -19,26 +15,17 @@ import torch
 from scipy.signal import resample_poly
 from transformers import WhisperForConditionalGeneration, pipeline
 
-from helpers.real_weights import real_weights_required
+from helpers.korean_speech import HANGUL, SPOKEN, WHISPER_KOREAN, speak_korean
 from kemd_emotion import KlueWav2Vec2ForEmotion
 from kemd_emotion.testing_utils import processor_for_encoders
 
 pytestmark = pytest.mark.realweights
 
-SPOKEN = "저는 지금 너무 화가 나요. 왜 약속을 지키지 않았어요?"
-HANGUL = re.compile("[\uac00-\ud7a3]")
-WHISPER_KOREAN = {"generate_kwargs": {"language": "korean", "task": "transcribe", "max_new_tokens": 64}}
-"""Korean, given: left to detect the language, whisper-base may take espeak-ng's Korean for another language."""
-
 
 @pytest.fixture(scope="module")
 def korean_speech_16k(tmp_path_factory) -> dict:
     """espeak-ng's Korean voice saying `SPOKEN`, resampled from its 22.05 kHz to 16 kHz."""
-    if shutil.which("espeak-ng") is None:
-        message = "Korean speech comes from espeak-ng: apt-get install espeak-ng"
-        (pytest.fail if real_weights_required() else pytest.skip)(message)
-    path = tmp_path_factory.mktemp("speech") / "korean.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(path), SPOKEN], check=True, capture_output=True)
+    path = speak_korean(tmp_path_factory.mktemp("speech"))
     samples, rate = soundfile.read(str(path), dtype="float32")
     assert rate == 22050
     return {"array": resample_poly(samples, 320, 441).astype(np.float32), "sampling_rate": 16000}
