@@ -251,9 +251,8 @@ def pipeline_numbers(classifier, items) -> dict:
     return numbers
 
 
-def test_pipeline_gives_the_same_answers_from_the_onnx_folder(exports, clips):
-    """`pipeline("emotion-multimodal", model=ONNX_FOLDER)`, nothing else changed: the checkpoint's answers."""
-    found = exports(REFERENCE)
+def assert_onnx_pipeline_answers_like_the_checkpoint(found: dict, clips) -> None:
+    """`pipeline(model=ONNX_FOLDER)` runs onnxruntime and gives the checkpoint's pipeline answers on `TEXTS` x `clips`."""
     items = [{"text": text, "audio": clip} for text, clip in zip(TEXTS, clips)]
     from_checkpoint = pipeline("emotion-multimodal", model=str(found["checkpoint"]), device="cpu")
     from_onnx = pipeline("emotion-multimodal", model=str(found["folder"]), device="cpu")
@@ -264,6 +263,12 @@ def test_pipeline_gives_the_same_answers_from_the_onnx_folder(exports, clips):
             assert got[key] == value
         else:
             close(got[key], value, name=key)
+
+
+def test_pipeline_gives_the_same_answers_from_the_onnx_folder(exports, clips):
+    """`pipeline("emotion-multimodal", model=ONNX_FOLDER)`, nothing else changed: the checkpoint's answers."""
+    found = exports(REFERENCE)
+    assert_onnx_pipeline_answers_like_the_checkpoint(found, clips)
 
 
 def test_every_auto_entry_point_loads_the_checkpoint_and_onnx_folder_without_kemd_emotion(exports, clips, tmp_path):
@@ -610,13 +615,4 @@ def test_whisper_encoder_exports_int8_and_the_pipeline_reads_its_folders(exports
     with pytest.raises(ValueError, match=r"input_features must be \(batch, 80 mel bins, at most 3000 frames"):
         int8_model(input_ids=batch["input_ids"][:1], input_features=torch.zeros(1, 80, 3001))
 
-    items = [{"text": text, "audio": clip} for text, clip in zip(TEXTS, clips)]
-    from_checkpoint = pipeline("emotion-multimodal", model=str(found["checkpoint"]), device="cpu")
-    from_onnx = pipeline("emotion-multimodal", model=str(found["folder"]), device="cpu")
-    assert isinstance(from_onnx.model, OnnxKlueWav2Vec2ForEmotion)
-    expected_answers, got = pipeline_numbers(from_checkpoint, items), pipeline_numbers(from_onnx, items)
-    for key, value in expected_answers.items():
-        if key.endswith("labels"):
-            assert got[key] == value
-        else:
-            close(got[key], value, name=key)
+    assert_onnx_pipeline_answers_like_the_checkpoint(found, clips)
