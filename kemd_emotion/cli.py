@@ -5,7 +5,7 @@
         Transcripts come from --text (one per file) or from a same-stem .txt next to each recording (KEMDy's
         layout; UTF-8 or cp949, transcription markers removed), else from --asr-model (any speech-recognition
         model; "transcript_source": "asr" in the JSON). A file that cannot be scored is reported on stderr and as
-        {"audio", "error"} in the JSON; the others are still scored. Exit status 1 only if none was.
+        {"audio", "error": {"field", "code", "message", "expected"}} in the JSON; the others are still scored. Exit status 1 only if none was.
     kemd-emotion card RUN_DIR [--row ROW] [--checkpoint-dir DIR] [--model-id ID]
         (Re)build the model card (README.md + PNG figures) of a run's final model(s). --fusion: alias of --row.
     kemd-emotion push CHECKPOINT_DIR REPO_ID [--private]
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -34,7 +33,9 @@ PREDICT_DESCRIPTION = """Score recordings (and their transcripts) with a trained
 JSON goes to stdout: a list with one entry per audio file, in order ({"audio", "text", "emotions", "labels",
 "arousal", "valence", "transcript_source"}, plus "chunks" with --chunk-length-s). "text" is what the text model
 read; "transcript_source" says whether it was given ("given": --text or a .txt) or machine-made ("asr"). A file
-that cannot be scored is reported on stderr and appears as {"audio", "error"}; the others are still scored. The
+that cannot be scored is reported on stderr and appears as {"audio", "error": {"field", "code", "message",
+"expected"}} ("field": "audio" or "text"; "code": "unreadable", "too_short", "missing", "no_words", ...); the others
+are still scored. The
 exit status is 1 only when no file was scored.
 
 Transcripts: --text gives one per audio file, in order; without it each recording's same-stem .txt is read (KEMDy's
@@ -176,8 +177,6 @@ def read_transcript(audio_path: Path) -> str | None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from .pipeline_emotion import IndexedInput, check_input, load_input_audio
-
     files = find_audio_files(args.audio)
     if not files:
         raise CommandError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in {' '.join(args.audio)}.")
@@ -197,32 +196,13 @@ def run_predict(args: argparse.Namespace) -> int:
     batch = max(1, args.batch_size)
     with tqdm(total=len(files), unit="file", file=sys.stderr, disable=args.no_progress) as progress:
         for start in range(0, len(files), batch):
-            group = []
-            for offset, path in enumerate(files[start : start + batch]):
-                entry = {"audio": str(path)}
-                results.append(entry)
-                try:
-                    audio = None
-                    if classifier.needs_audio:  # the recording first: a broken file matters more than its transcript
-                        item = IndexedInput(None, {"audio": str(path)})
-                        check_input(item, needs_text=False, needs_audio=True)
-                        audio = load_input_audio(item)
-                    text = args.text[start + offset] if args.text is not None else None
-                    if text is None and classifier.needs_text:
-                        text = read_transcript(path)
-                        if text is None and not getattr(classifier, "can_transcribe", False):
-                            raise ValueError(f"no transcript: pass --text, put {path.with_suffix('.txt').name} next "
-                                             "to the recording, or pass --asr-model ID to transcribe it.")
-                    entry["text"] = text
-                    if text is not None:  # None: the pipeline transcribes it
-                        check_input(IndexedInput(None, {"text": text}), needs_text=classifier.needs_text,
-                                    needs_audio=False)
-                except ValueError as error:
-                    _report(entry, error)
-                    continue
-                group.append((entry, {"text": text, "audio": audio}))
-            _score(classifier, group, options, batch)
-            progress.update(min(batch, len(files) - start))
+            paths = files[start : start + batch]
+            inputs = [predict_input(path, None if args.text is None else args.text[start + offset], classifier)
+                      for offset, path in enumerate(paths)]
+            outputs = classifier(inputs, batch_size=batch, errors="return", **options)
+            results.extend(file_entry(path, item, output, classifier)
+                           for path, item, output in zip(paths, inputs, outputs))
+            progress.update(len(paths))
 
     json.dump(results, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
@@ -230,6 +210,49 @@ def run_predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"kemd-emotion: {failed} of {len(results)} file(s) could not be scored.", file=sys.stderr)
     return 1 if failed == len(results) else 0
+
+
+def predict_input(path: Path, text: str | None, classifier) -> dict:
+    """One file's pipeline input: the recording, and its transcript (--text, else its same-stem .txt; none: the
+    pipeline transcribes it, or answers that it has none)."""
+    if text is None and classifier.needs_text:
+        text = read_transcript(path)
+    return {"audio": str(path)} if text is None else {"audio": str(path), "text": text}
+
+
+FIELD_NAMES = {"audio": "the recording", "text": "the transcript"}
+"""How the command names an input's fields in its messages (the file is named by its entry)."""
+
+
+def file_entry(path: Path, item: dict, output: dict, classifier) -> dict:
+    """One file's JSON entry: the pipeline's output ("text": what the text model read), or
+    ``{"audio", "error": {"field", "code", "message", "expected"}}``, also reported on stderr."""
+    entry = {"audio": str(path), **({"text": item["text"]} if "text" in item else {})}
+    if "error" not in output:
+        entry.update(output)
+        if "transcript" in entry:
+            entry["text"] = entry.pop("transcript")
+        return entry
+    problem = classifier.InputProblem.from_dict(output["error"])
+    subject = FIELD_NAMES.get((problem.field or "").split(".")[0], "the input")
+    message = problem.describe(subject, command_hint(problem, path))
+    entry["error"] = {"field": problem.field, "code": problem.code, "message": message, "expected": problem.expected}
+    from tqdm import tqdm
+
+    tqdm.write(f"kemd-emotion: {path}: {message}", file=sys.stderr)  # above the progress bar
+    return entry
+
+
+def command_hint(problem, path: Path) -> str | None:
+    """The command's own advice for a missing or wordless transcript (its options, not the pipeline's arguments)."""
+    from .inputs_klue_wav2vec2 import MISSING, NO_WORDS
+
+    if problem.field == "text" and problem.code == MISSING:
+        return (f"Pass --text, put {path.with_suffix('.txt').name} next to the recording, or pass --asr-model ID to "
+                "transcribe it.")
+    if problem.field == "text" and problem.code == NO_WORDS:
+        return "Pass --text for it, or --on-empty-transcript speech_only to score it from its speech."
+    return None
 
 
 def _load_pipeline(args: argparse.Namespace):
@@ -264,48 +287,6 @@ def _load_pipeline(args: argparse.Namespace):
     if not isinstance(classifier, EmotionMultimodalPipeline) and not hasattr(classifier, "needs_text"):
         raise CommandError(f"{args.model!r} did not give an emotion-multimodal pipeline.")
     return classifier
-
-
-def _score(classifier, group: list[tuple[dict, dict]], options: dict, batch_size: int) -> None:
-    """Score a group of decoded inputs in batches; should the batch fail, score them one by one to find the culprit."""
-    if not group:
-        return
-    try:
-        outputs = classifier([item for _, item in group], batch_size=batch_size, **options)
-    except ValueError as error:
-        if getattr(error, "results", None) is not None:  # a TranscriptionError: the others were scored
-            for position, ((entry, _), output) in enumerate(zip(group, error.results)):
-                if output is None:
-                    _report(entry, error.errors[position])
-                else:
-                    _fill(entry, output)
-            return
-        if len(group) == 1:
-            _report(group[0][0], error)
-        else:
-            for one in group:
-                _score(classifier, [one], options, 1)
-        return
-    for (entry, _), output in zip(group, outputs):
-        _fill(entry, output)
-
-
-def _fill(entry: dict, output: dict) -> None:
-    """Put one pipeline output into a file's JSON entry; "text" becomes what the text model read."""
-    entry.update(output)
-    if "transcript" in entry:
-        entry["text"] = entry.pop("transcript")
-
-
-def _report(entry: dict, error: Exception) -> None:
-    from tqdm import tqdm
-
-    # The pipeline names the part of its input at fault; here the entry already names the file.
-    message = re.sub(r"^inputs?(\[\d+\])?: ", "", str(error).replace("input['audio']: ", "", 1))
-    message = re.sub(r"^input\['(audio|text)'\]", lambda m: {"audio": "the recording", "text": "the transcript"}[m[1]],
-                     message)
-    entry["error"] = message
-    tqdm.write(f"kemd-emotion: {entry['audio']}: {message}", file=sys.stderr)  # above the progress bar
 
 
 # ---------------------------------------------------------------------------------------------------- card, push

@@ -43,6 +43,32 @@ WHISPER_AUDIO_REPRESENTATIONS = ("hidden", "weighted")
 """`audio_representation`s of a Whisper encoder: `"conv"` is wav2vec2's normalised convolutional output."""
 AUTO = "auto"
 """`emotion_pos_weight="auto"`: weights computed from the training rows before training."""
+DEFAULT_DECISION_THRESHOLD = 0.5
+"""The score above which an emotion is predicted when neither the caller nor `config.decision_thresholds` sets one."""
+MIN_AUDIO_SAMPLES = 400
+"""The shortest clip (25 ms at 16 kHz) any speech encoder here is given: wav2vec2-base's receptive field (one
+frame), and two of Whisper's 10 ms mel frames. A speech encoder with a wider receptive field needs more
+(`min_audio_samples`)."""
+
+
+def fusion_modalities(fusion: str) -> tuple[bool, bool]:
+    """`(reads_text, reads_audio)` of a fusion: the one statement of which inputs each fusion reads.
+
+    >>> fusion_modalities("text"), fusion_modalities("speech"), fusion_modalities("cat")
+    ((True, False), (False, True), (True, True))
+    """
+    return fusion != "speech", fusion != "text"
+
+
+def min_audio_samples(audio_config) -> int:
+    """The shortest clip (samples at 16 kHz) the speech encoder of `audio_config` gives an output for: the receptive
+    field of a wav2vec2-family conv stack (400 for wav2vec2-base), `MIN_AUDIO_SAMPLES` for Whisper."""
+    if getattr(audio_config, "model_type", None) == WHISPER:
+        return MIN_AUDIO_SAMPLES
+    length = 1
+    for kernel, stride in reversed(list(zip(audio_config.conv_kernel, audio_config.conv_stride))):
+        length = (length - 1) * stride + kernel
+    return length
 
 # klue/bert-base and facebook/wav2vec2-base, so that a bare config describes the paper's model.
 KLUE_BERT_BASE = {
@@ -320,11 +346,30 @@ class KlueWav2Vec2EmotionConfig(PreTrainedConfig):
 
     @property
     def uses_text(self) -> bool:
-        return self.fusion != "speech"
+        """Whether the model reads the transcript (`fusion_modalities`)."""
+        return fusion_modalities(self.fusion)[0]
 
     @property
     def uses_audio(self) -> bool:
-        return self.fusion != "text"
+        """Whether the model listens to the recording (`fusion_modalities`)."""
+        return fusion_modalities(self.fusion)[1]
+
+    @property
+    def min_audio_samples(self) -> int:
+        """The shortest clip (samples at 16 kHz) the speech encoder gives an output for (`min_audio_samples`)."""
+        return min_audio_samples(self.audio_config)
+
+    def thresholds_for(self, threshold: float | None = None) -> list[float]:
+        """The decision threshold of each emotion, in label-id order: `threshold` for every emotion when given, else
+        `decision_thresholds` (tuned on held-out rows), else `DEFAULT_DECISION_THRESHOLD`. The one statement of
+        which threshold applies; the pipeline, the demo and the model card read it here."""
+        if threshold is None:
+            threshold = self.decision_thresholds
+        if threshold is None:
+            threshold = DEFAULT_DECISION_THRESHOLD
+        if isinstance(threshold, numbers.Real):
+            return [float(threshold)] * self.num_labels
+        return [float(value) for value in threshold]
 
     def check_weighted_and_cross(self) -> None:
         """Raise a ValueError naming the option when a `"weighted"` / `"cross"` setting is unusable."""

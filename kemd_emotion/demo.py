@@ -17,21 +17,21 @@ from __future__ import annotations
 import html
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .inputs_klue_wav2vec2 import LONG_INPUT_SECONDS, MISSING
+
 logger = logging.getLogger(__name__)
 
 MODEL_ENV = "KEMD_EMOTION_MODEL"
 """Environment variable naming the checkpoint (folder or Hub id) when the demo runs as a Space / `python -m`."""
-DEFAULT_THRESHOLD = 0.5
-"""The pipeline's decision threshold when neither the caller nor the config sets one."""
-MAX_AUDIO_SECONDS = 15 * 60
-"""Longer recordings are refused (before decoding): the demo scores whole recordings window by window."""
+MAX_AUDIO_SECONDS = LONG_INPUT_SECONDS
+"""Longer recordings are refused from their header, before decoding: the demo scores whole recordings window by
+window (the pipeline's `max_input_seconds`)."""
 MAX_FILE_SIZE = "200mb"
 WINDOW_BATCH_SIZE = 8
 """Windows of a long recording scored per forward pass (a 10-minute recording in 2 s windows: 0.7 s instead of 44 s
@@ -53,7 +53,12 @@ QUADRANTS = (  # (valence, arousal) of the label, text
 
 
 class DemoError(ValueError):
-    """A problem with what the user gave; its message is shown on the page as it is."""
+    """A problem with what the user gave; its message is shown on the page as it is. `problem`: the pipeline's
+    structured `InputProblem`."""
+
+    def __init__(self, message: str, problem=None):
+        super().__init__(message)
+        self.problem = problem
 
 
 # ---------------------------------------------------------------------------------------------------- the model
@@ -83,25 +88,9 @@ def load_classifier(model, *, device: str | int | None = "cpu", asr_model: str |
 
 
 def decision_thresholds(config, threshold: float | None = None) -> list[float]:
-    """The score above which each emotion is predicted, in `config.id2label` order, as the pipeline decides it.
-
-    The caller's `threshold` overrides everything; otherwise `config.decision_thresholds` (one per emotion) when
-    the config has them, else the pipeline's default 0.5 for every emotion.
-
-    >>> from types import SimpleNamespace
-    >>> decision_thresholds(SimpleNamespace(num_labels=3))
-    [0.5, 0.5, 0.5]
-    >>> decision_thresholds(SimpleNamespace(num_labels=3, decision_thresholds=[0.3, 0.6, 0.5]))
-    [0.3, 0.6, 0.5]
-    >>> decision_thresholds(SimpleNamespace(num_labels=2, decision_thresholds=[0.3, 0.6]), threshold=0.7)
-    [0.7, 0.7]
-    """
-    if threshold is not None:
-        return [float(threshold)] * config.num_labels
-    configured = getattr(config, "decision_thresholds", None)
-    if configured is not None:
-        return [float(value) for value in configured]
-    return [DEFAULT_THRESHOLD] * config.num_labels
+    """The score above which each emotion is predicted, in `config.id2label` order: `config.thresholds_for`, the
+    rule the pipeline applies (`threshold` for every emotion, else the config's own, else 0.5)."""
+    return config.thresholds_for(threshold)
 
 
 # ---------------------------------------------------------------------------------------------------- examples
@@ -132,80 +121,47 @@ def write_examples(directory: str | os.PathLike) -> list[tuple[str, str, str]]:
 
 
 # ---------------------------------------------------------------------------------------------------- one request
-def plain_message(error: Exception) -> str:
-    """A pipeline error in the page's words: "the recording" / "the transcript" instead of `input['audio']`."""
-    message = str(error)
-    message = re.sub(r"^input\['audio'\]: ", "", message)
-    message = re.sub(r"input\['(audio|text)'\]", lambda m: {"audio": "the recording", "text": "the transcript"}[m[1]],
-                     message)
-    return message[:1].upper() + message[1:]
+FIELD_NAMES = {"audio": "The recording", "text": "The transcript"}
+"""How the page names an input's fields in its messages."""
+PAGE_HINTS = {
+    ("audio", MISSING): "Upload an audio file or record one with the microphone.",
+    ("text", MISSING): "Type or paste what is said in the recording.",
+}
+"""The page's own advice for a problem (field, code), instead of the pipeline's (which speaks of arguments)."""
 
 
-def read_recording(path: str | os.PathLike, max_seconds: float = MAX_AUDIO_SECONDS) -> tuple[np.ndarray, float]:
-    """Decode an uploaded or recorded file to 16 kHz mono float32 `(samples,)`; returns it and its duration (s).
-
-    The length is checked from the file's header before anything is decoded, so a huge file costs nothing.
-    """
-    import soundfile
-
-    from .processing_klue_wav2vec2 import SAMPLING_RATE, load_audio
-
-    name = Path(path).name
-    try:
-        info = soundfile.info(os.fspath(path))
-    except Exception as error:  # soundfile raises its own error types for unreadable files
-        reason = getattr(error, "error_string", None) or "its format is not recognised"  # not the server's path
-        raise DemoError(
-            f"{name!r} is not an audio file this demo can read (WAV, FLAC, OGG or MP3): {reason.rstrip('.')}."
-        ) from error
-    if info.frames <= 0 or info.samplerate <= 0:
-        raise DemoError(f"{name!r} holds no audio samples.")
-    duration = info.frames / info.samplerate
-    if duration > max_seconds:
-        raise DemoError(
-            f"The recording is {duration / 60:.1f} minutes long; this demo scores at most {max_seconds / 60:g} "
-            "minutes. Trim it and try again."
-        )
-    try:
-        audio = load_audio(path, sampling_rate=SAMPLING_RATE)
-    except ValueError as error:
-        raise DemoError(plain_message(error)) from error
-    return audio, duration
+def page_message(problem) -> str:
+    """An `InputProblem` in the page's words: "The recording is 6.2 ms long; ...", with the page's own hints."""
+    field = (problem.field or "").split(".")[0]
+    return problem.describe(FIELD_NAMES.get(field, "The input"), PAGE_HINTS.get((field, problem.code)))
 
 
 def predict(classifier, audio_path, text, *, threshold: float | None = None,
             max_seconds: float = MAX_AUDIO_SECONDS) -> dict:
     """Score one request as the page does; returns the pipeline's output plus `"duration"` and `"window_seconds"`.
 
-    A recording longer than the model's audio crop is scored in windows of the crop's length (the output then has
-    the pipeline's `"chunks"`); a shorter one in one piece. An empty transcript is left out when the pipeline can
-    transcribe (`asr_model`), so that the recording is transcribed. Raises `DemoError` with a message for the page.
+    The pipeline reads the recording (refusing one over `max_seconds` from its header). A recording longer than the
+    model's audio crop is scored in windows of the crop's length (the output then has the pipeline's `"chunks"`); a
+    shorter one is one window, scored whole. An empty transcript is left out, so that a pipeline with a speech
+    recogniser transcribes the recording. Raises `DemoError` with a message for the page.
     """
-    from .processing_klue_wav2vec2 import SAMPLING_RATE
-
-    config = classifier.model.config
-    needs_text = getattr(classifier, "needs_text", config.fusion != "speech")
-    needs_audio = getattr(classifier, "needs_audio", config.fusion != "text")
-    item: dict = {}
-    text = (text or "").strip()
-    if text:
-        item["text"] = text
-    elif needs_text and not getattr(classifier, "can_transcribe", False):
-        raise DemoError("The transcript is empty: type or paste what is said in the recording (this model reads it).")
-    duration, crop = 0.0, getattr(classifier.processor, "max_audio_seconds", None)
-    if needs_audio:
-        if not audio_path:
-            raise DemoError("There is no recording: upload an audio file or record one with the microphone.")
-        audio, duration = read_recording(audio_path, max_seconds)
-        item["audio"] = {"array": audio, "sampling_rate": SAMPLING_RATE}
-    options = {} if threshold is None else {"threshold": threshold}
-    windowed = needs_audio and crop is not None and duration > crop + 1e-6
-    if windowed:  # windows of equal length in batches: the same numbers, many times faster than one by one
+    needs_audio = classifier.model.config.uses_audio
+    item = {"audio": audio_path} if audio_path else {}
+    if (text or "").strip():
+        item["text"] = text.strip()
+    crop = getattr(classifier.processor, "max_audio_seconds", None)
+    options = {"max_input_seconds": max_seconds, **({} if threshold is None else {"threshold": threshold})}
+    if needs_audio and crop is not None:  # windows of equal length in batches: many times faster than one by one
         options.update(chunk_length_s=crop, batch_size=WINDOW_BATCH_SIZE)
-    try:
-        output = classifier(item, **options)
-    except ValueError as error:
-        raise DemoError(plain_message(error)) from error
+    output = classifier(item, errors="return", **options)
+    if "error" in output:
+        problem = classifier.InputProblem.from_dict(output["error"])
+        raise DemoError(page_message(problem), problem)
+    chunks = output.pop("chunks", None)
+    duration = chunks[-1]["end"] if chunks else 0.0
+    windowed = bool(chunks) and len(chunks) > 1
+    if windowed:
+        output["chunks"] = chunks
     return {**output, "duration": duration, "window_seconds": crop if windowed else None}
 
 
@@ -214,7 +170,7 @@ def summary_markdown(output: dict, thresholds: Mapping[str, float]) -> str:
     """The status line: predicted labels, arousal and valence, and how the recording was scored."""
     labels = output["labels"]
     scores = {e["label"]: e["score"] for e in output["emotions"]}
-    above = [label for label in labels if scores.get(label, 1.0) > thresholds.get(label, DEFAULT_THRESHOLD)]
+    above = [label for label in labels if scores.get(label, 1.0) > thresholds[label]]
     note = "" if above else " (no emotion reached its threshold: the one nearest its threshold is given)"
     lines = [
         f"### Predicted: {', '.join(f'**{label}**' for label in labels)}{note}",

@@ -17,8 +17,14 @@ out when the checkpoint names a speech recogniser (`config.asr_model`): the reco
 a list of such dicts (a batch); a bare audio file as the request body (``Content-Type: audio/wav``) is scored
 without a transcript (speech-only models). `parameters` are the pipeline's call options (`top_k`, `threshold`,
 `chunk_length_s`, `stride_length_s`, `batch_size`, `on_empty_transcript`). The answer is the pipeline's output: one
-`{"emotions", "labels", "arousal", "valence"[, "chunks"]}` per input. A bad request raises a ValueError naming the
-field (``inputs.audio``, ``parameters.top_k``, ...), which the toolkit returns as ``{"error": ...}`` with status 400.
+`{"emotions", "labels", "arousal", "valence"[, "chunks"]}` per input.
+
+Errors name the request's field (``inputs.audio``, ``inputs[2].sampling_rate``, ``parameters.top_k``). A bad request,
+or a bad single input, raises a ValueError, which the toolkit returns as ``{"error": ...}`` with status 400. In a
+batch, a bad input is answered in its place with ``{"error": {"index", "field", "code", "message", "expected", ...}}``
+and the others are scored. This file only turns JSON into the pipeline's inputs (base64 -> file bytes, a list of
+samples -> an array): the pipeline reads and checks every recording (`read_input` in the checkpoint's
+``inputs_klue_wav2vec2.py``), recordings over 15 minutes (`MAX_AUDIO_SECONDS`) refused from their header.
 """
 
 from __future__ import annotations
@@ -26,20 +32,19 @@ from __future__ import annotations
 import base64
 import binascii
 import inspect
-import io
-import math
-import re
 from typing import Any
 
 import numpy as np
 
 MAX_AUDIO_SECONDS = 15 * 60
-"""Longer recordings are refused: they are decoded and scored whole, and memory and time grow with them."""
-SAMPLING_RATE_RANGE = (1_000, 384_000)
-"""Sampling rates (Hz) accepted with a list of samples; anything else is a mistaken argument."""
+"""Longer recordings are refused (the pipeline's `max_input_seconds`): they are decoded and scored whole, and memory
+and time grow with them. The same limit as the demo's (`LONG_INPUT_SECONDS`; this file imports nothing of the
+package, a test keeps the two equal)."""
 DEFAULT_BATCH_SIZE = 8
 """Utterances or windows per forward pass when the request does not set `parameters.batch_size`."""
 INPUT_KEYS = ("text", "audio", "sampling_rate")
+REQUEST_FIELDS = {"audio.sampling_rate": "sampling_rate", "audio.array": "audio"}
+"""Where the pipeline's input fields are in a request's input (the rate of a list of samples sits beside it)."""
 PAYLOAD_KEYS = ("inputs", "parameters")
 CALL_OPTIONS = ("batch_size", "on_empty_transcript")
 """Options the pipeline's `__call__` takes besides those of `_sanitize_parameters` (when the pipeline has them)."""
@@ -73,20 +78,41 @@ class EndpointHandler:
         if "inputs" not in data:
             raise ValueError("the request has no 'inputs': expected {'inputs': {'text': ..., 'audio': ...}}.")
         parameters = self.parameters(data.get("parameters"))
-        inputs = data["inputs"]
-        if isinstance(inputs, list):
-            if not inputs:
-                raise ValueError("inputs is an empty list; give at least one {'text': ..., 'audio': ...}.")
-            items = [self.pipeline_input(item, f"inputs[{index}]") for index, item in enumerate(inputs)]
-        else:
-            items = self.pipeline_input(inputs, "inputs")
         # Windows and batch items in batches unless the client says otherwise: the numbers do not change with it.
         parameters.setdefault("batch_size", DEFAULT_BATCH_SIZE)
-        try:
-            return self.pipeline(items, **parameters)
-        except (TypeError, ValueError) as error:  # the pipeline's names (input['audio']) -> the request's
-            raise ValueError(re.sub(r"\binputs?(\[\d+\])?\['(\w+)'\]", r"inputs\1.\2",
-                                    re.sub(r"^input\b", "inputs", str(error)))) from error
+        inputs = data["inputs"]
+        if not isinstance(inputs, list):
+            [answer] = self.answer([self.pipeline_input(inputs, None)], parameters, single=True)
+            if "error" in answer:
+                raise ValueError(answer["error"]["message"])
+            return answer
+        if not inputs:
+            raise ValueError("inputs is an empty list; give at least one {'text': ..., 'audio': ...}.")
+        return self.answer([self.pipeline_input(item, index) for index, item in enumerate(inputs)], parameters)
+
+    def answer(self, items: list, parameters: dict, single: bool = False) -> list[dict]:
+        """Score the pipeline inputs among `items` in one call; a problem (the request's, or the pipeline's) is
+        answered in its place as ``{"error": ...}`` naming the request's field (`single`: ``inputs``, not
+        ``inputs[0]``)."""
+        position = [index for index, item in enumerate(items) if not isinstance(item, self.pipeline.InputProblem)]
+        scored = self.pipeline([items[index] for index in position], errors="return",
+                               max_input_seconds=MAX_AUDIO_SECONDS, **parameters) if position else []
+        answers = list(items)
+        for index, output in zip(position, scored):
+            answers[index] = output
+        for index, answer in enumerate(answers):
+            if not isinstance(answer, self.pipeline.InputProblem) and "error" in answer:
+                answer = self.pipeline.InputProblem.from_dict(answer["error"])
+            if isinstance(answer, self.pipeline.InputProblem):
+                answers[index] = {"error": self.named(answer, None if single else index)}
+        return answers
+
+    @staticmethod
+    def named(problem, index: int | None) -> dict:
+        """`problem`'s dict with the request's name of its field: ``inputs[2].sampling_rate``."""
+        name = "inputs" if index is None else f"inputs[{index}]"
+        field = REQUEST_FIELDS.get(problem.field, problem.field)
+        return problem.to_dict(subject=name if field is None else f"{name}.{field}")
 
     # ------------------------------------------------------------------ the request's parts
     def parameters(self, parameters) -> dict:
@@ -99,100 +125,49 @@ class EndpointHandler:
             raise ValueError(f"parameters has unknown key(s) {unknown}; accepted: {self.parameter_names}.")
         return dict(parameters)
 
-    def pipeline_input(self, value, name: str) -> dict:
-        """One request input -> the pipeline's `{"text", "audio": {"array", "sampling_rate"}}`."""
+    def pipeline_input(self, value, index: int | None):
+        """One request input -> the pipeline's `{"text", "audio"}` (file bytes, or `{"array", "sampling_rate"}`), or
+        the `InputProblem` of a request that cannot say what it means."""
+        Problem = self.pipeline.InputProblem  # noqa: N806 (the class, from the checkpoint's own code)
         if isinstance(value, (bytes, bytearray)):
             value = {"audio": bytes(value)}
         if not isinstance(value, dict):
-            raise ValueError(f"{name} must be an object like {{'text': str, 'audio': base64 str}}; "
-                             f"got {type(value).__name__}.")
+            return Problem(index, None, "wrong_type", f"must be an object like {{'text': str, 'audio': base64 str}}; "
+                           f"got {type(value).__name__}", "{'text': str, 'audio': base64 str}")
         unknown = sorted(set(map(str, value)) - set(INPUT_KEYS))
         if unknown:
-            raise ValueError(f"{name} has unknown key(s) {unknown}; expected {list(INPUT_KEYS)}.")
-        item = {}
-        if value.get("text") is not None:
-            if not isinstance(value["text"], str):
-                raise ValueError(f"{name}.text must be a string; got {type(value['text']).__name__}.")
-            item["text"] = value["text"]
-        # Without text, a checkpoint that names a speech recogniser (config.asr_model) transcribes the recording.
-        needs_text = getattr(self.pipeline, "needs_text", True) and not getattr(self.pipeline, "can_transcribe", False)
-        if needs_text and not item.get("text", "").strip():
-            raise ValueError(f"{name}.text is {'empty' if 'text' in item else 'missing'}: this model reads the "
-                             "transcript of the recording as well as the recording.")
-        if getattr(self.pipeline, "needs_audio", True) or value.get("audio") is not None:
-            item["audio"] = decode_audio(value.get("audio"), value.get("sampling_rate"), name)
+            return Problem(index, None, "unknown_keys", f"has unknown key(s) {unknown}; expected {list(INPUT_KEYS)}",
+                           str(list(INPUT_KEYS)))
+        item = {key: value[key] for key in ("text",) if value.get(key) is not None}
+        audio, rate = value.get("audio"), value.get("sampling_rate")
+        if isinstance(audio, str):
+            if audio.startswith("data:") and "," in audio:  # a data URL, as browsers write them
+                audio = audio.split(",", 1)[1]
+            try:
+                audio = base64.b64decode(audio, validate=True)
+            except (binascii.Error, ValueError) as error:
+                return Problem(index, "audio", "not_base64", f"is not base64 text of an audio file ({error})",
+                               "base64 text of a WAV/FLAC/OGG file")
+        if isinstance(audio, (bytes, bytearray)):
+            if rate is not None:
+                return Problem(index, "audio.sampling_rate", "unexpected",
+                               "is only for a list of samples: an audio file's header carries its rate",
+                               "no sampling_rate with an audio file")
+            item["audio"] = bytes(audio)
+        elif isinstance(audio, list):
+            if rate is None:
+                return Problem(index, "audio.sampling_rate", "missing",
+                               "is missing: a list of samples needs its rate in Hz (e.g. 16000)", "a whole number of Hz")
+            try:
+                array = np.asarray(audio, dtype=np.float32)
+            except (TypeError, ValueError):
+                return Problem(index, "audio", "wrong_type", "must be a list of numbers (samples); it holds something "
+                               "else", "a flat list of numbers")
+            if array.ndim != 1:
+                return Problem(index, "audio", "wrong_type", f"must be a flat list of samples (mono); got shape "
+                               f"{array.shape}", "a flat list of numbers")
+            item["audio"] = {"array": array, "sampling_rate": rate}
+        elif audio is not None:
+            return Problem(index, "audio", "wrong_type", "must be base64 text of an audio file or a list of samples; "
+                           f"got {type(audio).__name__}", "base64 text of a WAV/FLAC/OGG file, or a list of samples")
         return item
-
-
-def decode_audio(audio, sampling_rate, name: str = "inputs") -> dict:
-    """`audio` (base64 text of an audio file, raw file bytes, or a list of samples) -> `{"array", "sampling_rate"}`.
-
-    >>> decode_audio([0.0, 0.5, -0.5], 16000)["array"].tolist()
-    [0.0, 0.5, -0.5]
-    >>> decode_audio([0.0, 0.5], None)
-    Traceback (most recent call last):
-    ...
-    ValueError: inputs.sampling_rate is missing: a list of samples needs its rate in Hz (e.g. 16000).
-    """
-    if audio is None:
-        raise ValueError(f"{name}.audio is missing: give base64 text of a WAV/FLAC/OGG file, or a list of samples "
-                         f"with {name}.sampling_rate.")
-    if isinstance(audio, str):
-        if audio.startswith("data:") and "," in audio:  # a data URL, as browsers write them
-            audio = audio.split(",", 1)[1]
-        try:
-            audio = base64.b64decode(audio, validate=True)
-        except (binascii.Error, ValueError) as error:
-            raise ValueError(f"{name}.audio is not base64 text of an audio file ({error}).") from None
-    if isinstance(audio, (bytes, bytearray)):
-        return read_audio_file(bytes(audio), sampling_rate, name)
-    if isinstance(audio, list):
-        rate = check_rate(sampling_rate, name)
-        if len(audio) / rate > MAX_AUDIO_SECONDS:
-            raise too_long(len(audio) / rate, name)
-        try:
-            array = np.asarray(audio, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name}.audio must be a list of numbers (samples); it holds something else.") from None
-        if array.ndim != 1:
-            raise ValueError(f"{name}.audio must be a flat list of samples (mono); got shape {array.shape}.")
-        return {"array": array, "sampling_rate": rate}
-    raise ValueError(f"{name}.audio must be base64 text of an audio file or a list of samples; "
-                     f"got {type(audio).__name__}.")
-
-
-def read_audio_file(data: bytes, sampling_rate, name: str) -> dict:
-    import soundfile
-
-    try:
-        info = soundfile.info(io.BytesIO(data))
-    except Exception as error:  # soundfile's own error types
-        reason = getattr(error, "error_string", None) or "format not recognised"
-        raise ValueError(f"{name}.audio is not an audio file soundfile can read (WAV, FLAC, OGG, MP3): "
-                         f"{reason.rstrip('.')}.") from None
-    if info.frames <= 0:
-        raise ValueError(f"{name}.audio holds no samples.")
-    if info.frames / info.samplerate > MAX_AUDIO_SECONDS:
-        raise too_long(info.frames / info.samplerate, name)
-    if sampling_rate is not None and check_rate(sampling_rate, name) != info.samplerate:
-        raise ValueError(f"{name}.sampling_rate={sampling_rate} disagrees with the audio file's own rate of "
-                         f"{info.samplerate} Hz; leave sampling_rate out for files (their header carries it).")
-    array, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=False)
-    return {"array": array, "sampling_rate": int(rate)}
-
-
-def check_rate(sampling_rate, name: str) -> int:
-    if sampling_rate is None:
-        raise ValueError(f"{name}.sampling_rate is missing: a list of samples needs its rate in Hz (e.g. 16000).")
-    low, high = SAMPLING_RATE_RANGE
-    if (isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, float))
-            or not math.isfinite(sampling_rate) or int(sampling_rate) != sampling_rate
-            or not low <= sampling_rate <= high):
-        raise ValueError(f"{name}.sampling_rate must be a whole number of Hz from {low} to {high} (e.g. 16000); "
-                         f"got {sampling_rate!r}.")
-    return int(sampling_rate)
-
-
-def too_long(seconds: float, name: str) -> ValueError:
-    return ValueError(f"{name}.audio is {seconds / 60:.1f} minutes long; this endpoint scores at most "
-                      f"{MAX_AUDIO_SECONDS / 60:g} minutes per request. Split the recording.")

@@ -31,6 +31,7 @@ REMOTE_CODE_FILES = (
     "modeling_klue_wav2vec2.py",
     "processing_klue_wav2vec2.py",
     "pipeline_emotion.py",
+    "inputs_klue_wav2vec2.py",
     "transcription_klue_wav2vec2.py",
 )
 """The code files a checkpoint must carry for `trust_remote_code=True`."""

@@ -1040,14 +1040,8 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
 
     @property
     def min_audio_samples(self) -> int:
-        """The shortest clip (in samples) that yields one wav2vec2 frame (400 for wav2vec2-base; for Whisper, the
-        processor's 25 ms, which give two mel frames)."""
-        if self.config.is_whisper:
-            return 400
-        length = 1
-        for kernel, stride in reversed(list(zip(self.config.audio_config.conv_kernel, self.config.audio_config.conv_stride))):
-            length = (length - 1) * stride + kernel
-        return length
+        """The shortest clip (in samples) the speech encoder gives an output for (`config.min_audio_samples`)."""
+        return self.config.min_audio_samples
 
     # ------------------------------------------------------------------ forward
     def forward(

@@ -122,16 +122,6 @@ def import_onnxruntime():
     return onnxruntime
 
 
-def min_audio_samples(audio_config) -> int:
-    """The shortest clip (samples) that gives one frame of the speech encoder's conv stack (400 for wav2vec2-base)."""
-    if getattr(audio_config, "model_type", None) == "whisper":
-        return 400
-    length = 1
-    for kernel, stride in reversed(list(zip(audio_config.conv_kernel, audio_config.conv_stride))):
-        length = (length - 1) * stride + kernel
-    return length
-
-
 class OnnxKlueWav2Vec2ForEmotion:
     r"""
     An exported [`KlueWav2Vec2ForEmotion`] on onnxruntime, called as the PyTorch model is: keyword tensors in
@@ -374,7 +364,7 @@ class OnnxKlueWav2Vec2ForEmotion:
             feeds["input_values"] = values
             feeds["audio_attention_mask"] = mask if mask is not None else np.ones(values.shape, dtype=np.int64)
             shortest = int(np.asarray(feeds["audio_attention_mask"]).astype(np.int64).sum(-1).min())
-            needed = min_audio_samples(config.audio_config)
+            needed = config.min_audio_samples
             if shortest < needed:
                 raise ValueError(
                     f"input_values: a clip of {shortest} samples is shorter than the speech encoder's receptive field "

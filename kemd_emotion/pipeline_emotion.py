@@ -31,14 +31,16 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
 from .configuration_klue_wav2vec2 import is_private_keyword
-from .processing_klue_wav2vec2 import (
-    MIN_AUDIO_SAMPLES,
-    SAMPLING_RATE,
-    UnknownArgumentError,
-    load_audio,
-    resample,
-    to_mono,
+from .inputs_klue_wav2vec2 import (
+    EXPECTED_INPUT,
+    NO_WORDS,
+    TRANSCRIPTION_FAILED,
+    InputError,
+    InputProblem,
+    Utterance,
+    read_input,
 )
+from .processing_klue_wav2vec2 import SAMPLING_RATE, UnknownArgumentError
 from .transcription_klue_wav2vec2 import Transcriber, TranscriptionError, check_on_empty_transcript
 
 logger = logging.get_logger(__name__)
@@ -46,108 +48,18 @@ logger = logging.get_logger(__name__)
 TASK = "emotion-multimodal"
 CUSTOM_PIPELINE = {"impl": "pipeline_emotion.EmotionMultimodalPipeline", "pt": ["AutoModel"], "type": "multimodal"}
 """The `config.custom_pipelines` entry that lets `trust_remote_code=True` find this file in a checkpoint."""
-PIPELINE_CODE_FILES = ("pipeline_emotion.py", "transcription_klue_wav2vec2.py")
+PIPELINE_CODE_FILES = ("pipeline_emotion.py", "inputs_klue_wav2vec2.py", "transcription_klue_wav2vec2.py")
 """The pipeline's code that `add_pipeline_files` copies into a checkpoint (beside the model's and processor's)."""
 
 ENDPOINT_HANDLER = "handler.py"
 """The Inference Endpoints handler (`EndpointHandler`) that `add_pipeline_files` copies into checkpoints too."""
 
-EXPECTED_INPUT = "{'text': str, 'audio': path | np.ndarray (16 kHz) | {'array': np.ndarray, 'sampling_rate': int}}"
 META_KEYS = ("start", "end", "is_last", "transcript", "transcript_source")
 """What `preprocess` passes beside the model inputs to `postprocess`, untouched by the model."""
-
-
-@dataclass
-class IndexedInput:
-    """One user input and its position in the batch it came in (None for a single input), for error messages."""
-
-    index: int | None
-    value: Any
-    transcripts: list[str] | None = None
-    """Machine transcripts of an input given without text: one per window when chunking, else one."""
-    transcript_error: str | None = None
-    """Why the input could not be transcribed (raised when it is reached)."""
-
-    @property
-    def name(self) -> str:
-        return "input" if self.index is None else f"inputs[{self.index}]"
-
-
-def check_input(item: IndexedInput, needs_text: bool, needs_audio: bool) -> None:
-    """Check the structure of one input without decoding anything; raise a ValueError naming it otherwise."""
-    name, value = item.name, item.value
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{name} must be a dict like {EXPECTED_INPUT}; got {type(value).__name__}.")
-    if needs_text:
-        if "text" not in value or value["text"] is None:
-            raise ValueError(
-                f"{name} has no 'text': this model reads the transcript, so expected {EXPECTED_INPUT}; "
-                f"got keys {sorted(map(str, value))}. To score recordings without one, build the pipeline with "
-                "asr_model=... (a speech-recognition model that transcribes them)."
-            )
-        if not isinstance(value["text"], str):
-            raise ValueError(f"{name}['text'] must be a string; got {type(value['text']).__name__}.")
-        if not value["text"].strip():
-            raise ValueError(f"{name}['text'] is empty; this model needs a non-empty transcript.")
-    if needs_audio:
-        if "audio" not in value or value["audio"] is None:
-            raise ValueError(
-                f"{name} has no 'audio': this model listens to speech, so expected {EXPECTED_INPUT}; "
-                f"got keys {sorted(map(str, value))}."
-            )
-        audio = value["audio"]
-        if isinstance(audio, (str, os.PathLike)):
-            if not os.path.isfile(audio):
-                raise ValueError(f"{name}['audio']: audio file {os.fspath(audio)!r} does not exist.")
-        elif isinstance(audio, Mapping):
-            missing = [key for key in ("array", "sampling_rate") if key not in audio]
-            if missing:
-                raise ValueError(
-                    f"{name}['audio'] is a dict without {missing}; expected {{'array': np.ndarray, "
-                    f"'sampling_rate': int}}; got keys {sorted(map(str, audio))}."
-                )
-        elif not isinstance(audio, (np.ndarray, torch.Tensor)):
-            raise ValueError(
-                f"{name}['audio'] must be a file path, a 16 kHz np.ndarray or a dict with 'array' and "
-                f"'sampling_rate'; got {type(audio).__name__}."
-            )
-
-
-def audio_seconds(audio) -> float:
-    """Duration of one input's audio without decoding it (a file's header); 0.0 when it cannot be told."""
-    try:
-        if isinstance(audio, (str, os.PathLike)):
-            import soundfile
-
-            return float(soundfile.info(os.fspath(audio)).duration)
-        if isinstance(audio, Mapping):
-            return np.shape(audio["array"])[-1] / float(audio["sampling_rate"])
-        return max(np.shape(audio)) / SAMPLING_RATE
-    except Exception:  # an unreadable input is reported, with its index, when it is decoded
-        return 0.0
-
-
-def load_input_audio(item: IndexedInput) -> np.ndarray:
-    """Decode the (already checked) audio of one input: mono float32 at 16 kHz, full length, `(samples,)`."""
-    name, audio = f"{item.name}['audio']", item.value["audio"]
-    try:
-        if isinstance(audio, (str, os.PathLike)):
-            samples = load_audio(audio, sampling_rate=SAMPLING_RATE)
-        elif isinstance(audio, Mapping):
-            rate = audio["sampling_rate"]
-            if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
-                raise ValueError(f"sampling_rate must be a positive whole number of Hz; got {rate!r}")
-            samples = resample(to_mono(audio["array"], name="array"), int(rate), SAMPLING_RATE)
-        else:
-            samples = to_mono(audio, name="array")
-    except ValueError as error:
-        raise ValueError(f"{name}: {error}") from error
-    if samples.shape[0] < MIN_AUDIO_SAMPLES:
-        raise ValueError(
-            f"{name} is {1000 * samples.shape[0] / SAMPLING_RATE:.1f} ms long; the speech encoder needs at least "
-            f"{1000 * MIN_AUDIO_SAMPLES / SAMPLING_RATE:.0f} ms."
-        )
-    return samples
+ERRORS = ("raise", "return")
+"""`errors=`: raise for the first bad input of a call, or return `{"error": ...}` in its place."""
+GROUP_SIZE = 64
+"""Inputs of a list read (decoded), transcribed and scored together: memory holds one group's recordings."""
 
 
 def transcript_of(model_outputs: list[dict]) -> dict:
@@ -194,9 +106,10 @@ class EmotionMultimodalPipeline(ChunkPipeline):
     valence.
 
     Inputs (one, or a list of them):
-        `{"text": str, "audio": path | np.ndarray | {"array": np.ndarray, "sampling_rate": int}}`. A path may point
-        to any file soundfile reads, at any sampling rate and channel count (down-mixed and resampled to 16 kHz); a
-        bare array is taken to be 16 kHz. A text-only model (`fusion="text"`) needs only `"text"`, a speech-only one
+        `{"text": str, "audio": path | bytes | np.ndarray | {"array": np.ndarray, "sampling_rate": int}}`. A path
+        (or the bytes of a file) may hold anything soundfile reads, at any sampling rate and channel count
+        (down-mixed and resampled to 16 kHz); a bare array is taken to be 16 kHz. Every input is read (decoded and
+        checked) once, by `kemd_emotion.inputs_klue_wav2vec2.read_input`. A text-only model (`fusion="text"`) needs only `"text"`, a speech-only one
         (`fusion="speech"`) only `"audio"`; the other key is then ignored. Other keys are ignored, so the rows of
         `kemd_emotion.data.load_kemdy(...)` can be passed as they are. With `asr_model`, a fused model's input may
         come without `"text"` (or with `"text": None`): see "Recordings without a transcript".
@@ -243,6 +156,13 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             because the model pools real tokens and frames only. Also the speech-recognition batch size, unless
             `asr_kwargs` set one.
         on_empty_transcript (`str`, defaults to `"error"`): `"error"` or `"speech_only"` (see above).
+        errors (`str`, defaults to `"raise"`): what a bad input does. `"raise"`: an `InputError` (a ValueError)
+            naming it, before its group of up to 64 inputs is scored. `"return"`: its answer is
+            `{"error": {"index", "field", "code", "message", "expected"}}` (`field`: `"audio"`, `"text"`,
+            `"audio.sampling_rate"`, ...; `code`: `"missing"`, `"unreadable"`, `"too_short"`, `"no_words"`, ...) and
+            the other inputs are scored; with a generator the answers then come lazily, 64 inputs at a time.
+        max_input_seconds (`float`, *optional*): refuse longer recordings (a file's from its header, before
+            decoding); no limit by default. The demo and the endpoint use `LONG_INPUT_SECONDS` (15 minutes).
 
     Args (at construction only):
         asr_model: a speech-recognition model id or folder (e.g. `"openai/whisper-small"`), an
@@ -253,22 +173,29 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             A multilingual Whisper model id transcribes Korean unless they name a language (`None`: it detects one).
 
     Raises:
-        ValueError: naming the input (`inputs[i]` in a list) and what was expected, for a missing or unreadable audio
-            file, an unsupported audio type, a dict without the needed keys, empty text for a model that reads text,
-            or a clip shorter than 25 ms; naming `asr_model` and the checkpoint when it is not a speech-recognition
-            model or cannot be loaded, or when a text-only checkpoint is given audio without text.
+        InputError (a ValueError): naming the input and its field (`inputs[2]['audio']`) and what was expected, for
+            a missing or unreadable audio file, an unsupported audio type, a dict without the needed keys, empty text
+            for a model that reads text, a clip shorter than the speech encoder's shortest (25 ms), or a text-only
+            checkpoint given audio without text; its `problem` is the structured `InputProblem`.
+        ValueError: naming `asr_model` and the checkpoint when it is not a speech-recognition model or cannot be
+            loaded.
         TranscriptionError (a ValueError): naming each input the speech-recognition model failed on or heard no words
             in; the call's other inputs were scored, and their outputs are in the error's `results`.
     """
 
+    InputProblem = InputProblem
+    """The structured problem of a bad input (in answers with errors="return": `InputProblem.from_dict`), here for
+    code that has the pipeline but not its module (the endpoint handler)."""
     _load_processor = True
     _load_tokenizer = False
     _load_feature_extractor = False
     _load_image_processor = False
     _load_video_processor = False
 
-    def __init__(self, *args, asr_model=None, asr_kwargs=None, on_empty_transcript: str = "error", **kwargs):
+    def __init__(self, *args, asr_model=None, asr_kwargs=None, on_empty_transcript: str = "error",
+                 errors: str = "raise", max_input_seconds: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.errors, self.max_input_seconds = self._input_settings(errors, max_input_seconds)
         check_speech_encoder = getattr(self.processor, "check_speech_encoder", None)
         if self.needs_audio and check_speech_encoder is not None:  # a wav2vec2 feature extractor for Whisper, ...
             check_speech_encoder(self.model.config.audio_config)
@@ -277,11 +204,21 @@ class EmotionMultimodalPipeline(ChunkPipeline):
     # ------------------------------------------------------------------ parameters
     @property
     def needs_text(self) -> bool:
-        return self.model.config.fusion != "speech"
+        return self.model.config.uses_text
 
     @property
     def needs_audio(self) -> bool:
-        return self.model.config.fusion != "text"
+        return self.model.config.uses_audio
+
+    @staticmethod
+    def _input_settings(errors, max_input_seconds) -> tuple[str, float | None]:
+        if errors not in ERRORS:
+            raise ValueError(f"errors={errors!r} is not supported; expected one of {', '.join(map(repr, ERRORS))}.")
+        if max_input_seconds is not None and (isinstance(max_input_seconds, bool) or not isinstance(
+                max_input_seconds, (int, float)) or not max_input_seconds > 0):
+            raise ValueError(f"max_input_seconds must be a positive number of seconds or None; got "
+                             f"{max_input_seconds!r}.")
+        return errors, max_input_seconds
 
     def _sanitize_parameters(self, top_k=None, threshold=None, chunk_length_s=None, stride_length_s=None, **kwargs):
         unknown = sorted(name for name in kwargs if not is_private_keyword(name))  # transformers' own pass
@@ -325,8 +262,10 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             )
         # Checked in samples, the unit the windows are cut in: seconds that differ can round to the same sample.
         window = int(round(chunk_length_s * SAMPLING_RATE))
-        if window < MIN_AUDIO_SAMPLES:
-            raise ValueError(f"chunk_length_s={chunk_length_s} is shorter than the speech encoder's 25 ms.")
+        shortest = self.model.config.min_audio_samples
+        if window < shortest:
+            raise ValueError(f"chunk_length_s={chunk_length_s} is shorter than the speech encoder's shortest clip, "
+                             f"{1000 * shortest / SAMPLING_RATE:g} ms.")
         hop = window - int(round(stride * SAMPLING_RATE))
         if hop < 1:
             raise ValueError(
@@ -339,44 +278,110 @@ class EmotionMultimodalPipeline(ChunkPipeline):
     # ------------------------------------------------------------------ call
     def __call__(self, inputs, **kwargs):
         """Score one input or a list of inputs (see the class docstring); returns one dict or a list of dicts."""
+        errors, max_seconds = self._input_settings(kwargs.pop("errors", self.errors),
+                                                   kwargs.pop("max_input_seconds", self.max_input_seconds))
         asr = self._transcription_settings(kwargs)
         if isinstance(inputs, (list, tuple)):
-            items = [IndexedInput(index, value) for index, value in enumerate(inputs)]
-            for item in items:  # fail before any work, naming the first bad item
-                self._check(item)
-            self._transcribe(items, **asr)
-            failed = [item for item in items if item.transcript_error is not None]
-            if not failed:
-                return self._score_list(items, kwargs)
-            # The inputs that were transcribed are still scored: the error carries their outputs.
-            scored = iter(self._score_list([item for item in items if item.transcript_error is None], kwargs))
-            results = [None if item.transcript_error is not None else next(scored) for item in items]
-            raise TranscriptionError({item.index: item.transcript_error for item in failed}, results)
-        if isinstance(inputs, Mapping):
-            item = IndexedInput(None, inputs)
-            self._check(item)
-            self._transcribe([item], **asr)
-            if item.transcript_error is not None:
-                raise TranscriptionError({None: item.transcript_error})
-            return super().__call__(item, **kwargs)
-        if isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, np.ndarray, torch.Tensor)):
-            # A generator or a datasets.Dataset: checked lazily, answered lazily (as transformers' pipelines do).
-            stream = (IndexedInput(index, value) for index, value in enumerate(inputs))
-            return super().__call__(self._transcribed(stream, **asr), **kwargs)
-        raise ValueError(f"input must be a dict like {EXPECTED_INPUT}, or a list of them; got {type(inputs).__name__}.")
+            outputs, failed = [], {}
+            for start in range(0, len(inputs), GROUP_SIZE):
+                group = self._read_group(inputs[start:start + GROUP_SIZE], start, errors, max_seconds)
+                outputs.extend(self._score_group(group, kwargs, asr, errors, failed))
+            if failed:  # errors="raise": the inputs that were transcribed are still scored; the error carries them
+                raise TranscriptionError({problem.index: str(problem) for problem in failed.values()}, outputs)
+            return outputs
+        if isinstance(inputs, Iterable) and not isinstance(inputs, (Mapping, str, bytes, np.ndarray, torch.Tensor)):
+            # A generator or a datasets.Dataset: read lazily, answered lazily (as transformers' pipelines do).
+            if errors == "return":
+                return self._answer_stream(inputs, kwargs, asr, max_seconds)
+            return super().__call__(self._read_stream(inputs, max_seconds, **asr), **kwargs)
+        [read] = self._read_group([inputs], None, errors, max_seconds)  # one input (anything else is its error)
+        if isinstance(read, InputProblem):
+            return {"error": read.to_dict()}
+        self._transcribe([read], **asr)
+        if read.problem is not None:
+            if errors == "return":
+                return {"error": read.problem.to_dict()}
+            raise TranscriptionError({None: str(read.problem)})
+        return super().__call__(read, **kwargs)
 
-    def _score_list(self, items: list[IndexedInput], kwargs: dict) -> list[dict]:
-        """Score checked (and transcribed) inputs; answers in the order given."""
+    def _read(self, value, index: int | None, max_seconds: float | None) -> Utterance:
+        """`read_input` for this model (raises `InputError`)."""
+        return read_input(value, index, reads_text=self.needs_text, reads_audio=self.needs_audio,
+                          can_transcribe=self.can_transcribe, min_samples=self.model.config.min_audio_samples,
+                          max_seconds=max_seconds, owner=self._checkpoint_name(),
+                          transcriber=None if self.transcriber is None else self.transcriber.name)
+
+    def _read_group(self, values, start: int | None, errors: str, max_seconds) -> list[Utterance | InputProblem]:
+        """Read each input (`start`: the first one's index, None for a single input); a bad one raises, or with
+        errors="return" stays as its `InputProblem`."""
+        read = []
+        for offset, value in enumerate(values):
+            try:
+                read.append(self._read(value, None if start is None else start + offset, max_seconds))
+            except InputError as error:
+                if errors == "raise":
+                    raise
+                read.append(error.problem)
+        return read
+
+    def _score_group(self, group: list[Utterance | InputProblem], kwargs: dict, asr: dict, errors: str,
+                     failed: dict) -> list[dict | None]:
+        """Transcribe and score one group's readable inputs; answers in the order given. A failed transcription is
+        collected in `failed` (errors="raise": its answer is None) or answered with its error."""
+        utterances = [item for item in group if isinstance(item, Utterance)]
+        self._transcribe(utterances, **asr)
+        for utterance in utterances:
+            if utterance.problem is not None and errors == "raise":
+                failed[utterance.index] = utterance.problem
+        ready = [u for u in utterances if u.problem is None]
+        scores = iter(self._score_list(ready, kwargs))
+        answers = []
+        for item in group:
+            problem = item if isinstance(item, InputProblem) else item.problem
+            if problem is None:
+                answers.append(next(scores))
+            else:
+                answers.append(None if errors == "raise" else {"error": problem.to_dict()})
+        return answers
+
+    def _score_list(self, utterances: list[Utterance], kwargs: dict) -> list[dict]:
+        """Score read (and transcribed) inputs; answers in the order given."""
         batch_size = kwargs.get("batch_size", self._batch_size) or 1
-        if batch_size == 1 or len(items) < 2 or not self.needs_audio:
-            return super().__call__(items, **kwargs) if items else []
+        if batch_size == 1 or len(utterances) < 2 or not self.needs_audio:
+            return super().__call__(utterances, **kwargs) if utterances else []
         # Batches of similar durations pad less: score longest first, answer in the order given.
-        order = sorted(range(len(items)), key=lambda i: -audio_seconds(items[i].value["audio"]))
-        scored = super().__call__([items[i] for i in order], **kwargs)
-        answers = [None] * len(items)
+        order = sorted(range(len(utterances)), key=lambda i: -utterances[i].seconds)
+        scored = super().__call__([utterances[i] for i in order], **kwargs)
+        answers = [None] * len(utterances)
         for position, index in enumerate(order):
             answers[index] = scored[position]
         return answers
+
+    def _answer_stream(self, inputs: Iterable, kwargs: dict, asr: dict, max_seconds):
+        """errors="return" over a generator or Dataset: answers lazily, `GROUP_SIZE` inputs at a time."""
+        group, start = [], 0
+        for index, value in enumerate(inputs):
+            group.append(value)
+            if len(group) == GROUP_SIZE:
+                yield from self._score_group(self._read_group(group, start, "return", max_seconds), kwargs, asr,
+                                             "return", {})
+                group, start = [], index + 1
+        if group:
+            yield from self._score_group(self._read_group(group, start, "return", max_seconds), kwargs, asr,
+                                         "return", {})
+
+    def _read_stream(self, inputs: Iterable, max_seconds, **settings):
+        """Read and transcribe a lazy stream of inputs group by group (`batch_size` inputs per ASR call); a bad
+        input raises when it is reached."""
+        group = []
+        for index, value in enumerate(inputs):
+            group.append(self._read(value, index, max_seconds))
+            if len(group) >= settings["batch_size"]:
+                self._transcribe(group, **settings)
+                yield from group
+                group = []
+        self._transcribe(group, **settings)
+        yield from group
 
     # ------------------------------------------------------------------ transcription
     @property
@@ -409,23 +414,6 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             asr_model, asr_kwargs, device=self.device, dtype=self.model.dtype, owner=self._checkpoint_name()
         )
 
-    def _lacks_text(self, item: IndexedInput) -> bool:
-        """Whether `item` came without text (no `"text"`, or None) although the model reads text."""
-        return self.needs_text and isinstance(item.value, Mapping) and item.value.get("text") is None
-
-    def _check(self, item: IndexedInput) -> None:
-        """`check_input` for this model: an input without text passes when it will be transcribed."""
-        lacks_text = self._lacks_text(item)
-        if lacks_text and not self.needs_audio and item.value.get("audio") is not None:
-            asr = f" (asr_model {self.transcriber.name} serves checkpoints that listen)" if self.transcriber else ""
-            raise ValueError(
-                f"{item.name} has audio but no 'text': {self._checkpoint_name()} reads only the transcript and does "
-                f"not listen, so it cannot score a recording by itself{asr}. Pass 'text', or score recordings with a "
-                "fused checkpoint (fusion='cat' or 'add') and asr_model=... ."
-            )
-        check_input(item, needs_text=self.needs_text and not (lacks_text and self.can_transcribe),
-                    needs_audio=self.needs_audio)
-
     def _transcription_settings(self, kwargs: dict) -> dict:
         """Check the call's parameters before any work; return how `_transcribe` cuts and batches clips."""
         on_empty_transcript = kwargs.pop("on_empty_transcript", None)
@@ -446,79 +434,68 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             "on_empty_transcript": on_empty_transcript,
         }
 
-    def _transcribe(self, items: list[IndexedInput], window: int | None, hop: int | None, batch_size: int,
+    def _transcribe(self, utterances: list[Utterance], window: int | None, hop: int | None, batch_size: int,
                     on_empty_transcript: str) -> None:
-        """Give every input without text its transcripts (or its `transcript_error`), in one ASR call.
+        """Give every read input without text its transcripts (or its `problem`), in one ASR call.
 
         The whole recording is transcribed (never the training crop); with `window` each window of it is
         transcribed on its own, for the window scored with it.
         """
-        pending = [item for item in items if self._lacks_text(item) and item.transcripts is None
-                   and item.transcript_error is None]
-        if not pending or not self.can_transcribe:
+        if not self.can_transcribe or not self.needs_text:
+            return
+        pending = [u for u in utterances if u.text is None and u.transcripts is None and u.problem is None]
+        if not pending:
             return
         clips, spans = [], []
-        for item in pending:
-            audio = load_input_audio(item)
+        for utterance in pending:
+            audio = utterance.audio
             bounds = [(0, audio.shape[0])] if window is None else window_bounds(audio.shape[0], window, hop)
-            spans.append((item, bounds))
+            spans.append((utterance, bounds))
             clips.extend(audio[start:end] for start, end in bounds)
         texts = iter(self.transcriber(clips, batch_size=batch_size))
-        for item, bounds in spans:
+        for utterance, bounds in spans:
             transcripts = [next(texts) for _ in bounds]
-            problems = []
+            problems, wordless = [], True
             for (start, end), text in zip(bounds, transcripts):
                 where = "the recording" if window is None else (
                     f"window {start / SAMPLING_RATE:g}-{end / SAMPLING_RATE:g} s")
                 if isinstance(text, Exception):
+                    wordless = False
                     problems.append(f"{self.transcriber.name} failed on {where}: {type(text).__name__}: {text}")
                 elif not text and on_empty_transcript == "error":
                     problems.append(f"{self.transcriber.name} heard no words in {where} (an empty transcript: silence "
                                     "or noise?)")
             if problems:
-                wordless = all("heard no words" in problem for problem in problems)
                 hint = ", or on_empty_transcript='speech_only' to score wordless clips from their speech"
-                item.transcript_error = (
-                    f"{item.name}: {'; '.join(problems)}, and {self._checkpoint_name()} needs a transcript. Pass "
-                    f"'text' for this input{hint if wordless else ''}."
-                )
+                utterance.problem = InputProblem(
+                    utterance.index, "text", NO_WORDS if wordless else TRANSCRIPTION_FAILED,
+                    f"is missing and could not be made: {'; '.join(problems)}, and {self._checkpoint_name()} needs a "
+                    "transcript", "a transcript: 'text', or speech the recogniser hears words in",
+                    f"Pass 'text' for this input{hint if wordless else ''}.")
             else:
-                item.transcripts = transcripts
+                utterance.transcripts = transcripts
 
-    def _transcribed(self, stream: Iterable[IndexedInput], **settings):
-        """Transcribe a lazy stream of inputs group by group (`batch_size` inputs per ASR call)."""
-        group = []
-        for item in stream:
-            self._check(item)
-            group.append(item)
-            if len(group) >= settings["batch_size"]:
-                self._transcribe(group, **settings)
-                yield from group
-                group = []
-        self._transcribe(group, **settings)
-        yield from group
-
-    def _window_texts(self, item: IndexedInput, num_windows: int) -> list[tuple[str | None, str | None, str | None]]:
+    def _window_texts(self, utterance: Utterance, num_windows: int) -> list[tuple[str | None, str | None, str | None]]:
         """Per window: (what the tokenizer reads, the transcript to report, its source); Nones for speech-only."""
         if not self.needs_text:
             return [(None, None, None)] * num_windows
-        if item.transcripts is None:
-            text = item.value["text"]
-            return [(text, text, "given")] * num_windows
-        if len(item.transcripts) != num_windows:  # _transcribe cuts the windows preprocess cuts
-            raise RuntimeError(f"{item.name}: {len(item.transcripts)} transcripts for {num_windows} windows.")
+        if utterance.transcripts is None:
+            return [(utterance.text, utterance.text, "given")] * num_windows
+        if len(utterance.transcripts) != num_windows:  # _transcribe cuts the windows preprocess cuts
+            raise RuntimeError(f"{utterance.name}: {len(utterance.transcripts)} transcripts for {num_windows} windows.")
         # A wordless clip reads as training read an utterance whose transcript held only markers (see
         # check_on_empty_transcript): never an empty text.
         no_words = getattr(self.processor.tokenizer, "unk_token", None) or "[UNK]"
-        return [(text or no_words, text, "asr") for text in item.transcripts]
+        return [(text or no_words, text, "asr") for text in utterance.transcripts]
 
     # ------------------------------------------------------------------ steps
-    def preprocess(self, item: IndexedInput, window: int | None = None, hop: int | None = None):
-        """Yield the model inputs of one input: one item, or one per window when chunking."""
-        if item.transcript_error is not None:  # a generator's input: raised when reached
-            raise TranscriptionError({item.index: item.transcript_error})
-        self._check(item)  # again: generators are only checked here
-        audio = load_input_audio(item) if self.needs_audio else None
+    def preprocess(self, utterance: Utterance, window: int | None = None, hop: int | None = None):
+        """Yield the model inputs of one read input: one item, or one per window when chunking."""
+        if not isinstance(utterance, Utterance):  # transformers' own callers (e.g. a subclass) pass raw inputs
+            utterance = self._read(utterance, None, self.max_input_seconds)
+        if utterance.problem is not None:  # a generator's input: raised when reached
+            raise TranscriptionError({utterance.index: str(utterance.problem)})
+        audio = utterance.audio
         if audio is None:
             bounds = [(0, 0)]
         elif window is None:
@@ -531,13 +508,10 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             bounds = [(0, audio.shape[0] if limit is None else min(limit, audio.shape[0]))]
         else:
             bounds = window_bounds(audio.shape[0], window, hop)
-        texts = self._window_texts(item, len(bounds))
+        texts = self._window_texts(utterance, len(bounds))
         for number, ((start, end), (text, transcript, source)) in enumerate(zip(bounds, texts)):
             clip = None if audio is None else audio[start:end]
-            try:
-                features = self.processor(text=text, audio=clip, sampling_rate=SAMPLING_RATE, return_tensors="pt")
-            except ValueError as error:
-                raise ValueError(f"{item.name}: {error}") from error
+            features = self.processor(text=text, audio=clip, sampling_rate=SAMPLING_RATE, return_tensors="pt")
             if "input_features" in features:
                 # Whisper's (1, mel bins, frames) goes frames first: the pipeline's batching pads axis 1 (`_forward`
                 # turns it back).
@@ -599,14 +573,8 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         }
 
     def decision_thresholds(self, threshold: float | None = None) -> np.ndarray:
-        """`(num_labels,)` decision thresholds in label-id order: `threshold` for every emotion when given, else the
-        config's `decision_thresholds`, else 0.5."""
-        config = self.model.config
-        if threshold is None:
-            threshold = getattr(config, "decision_thresholds", None)
-        if threshold is None:
-            threshold = 0.5
-        return np.broadcast_to(np.asarray(threshold, dtype=np.float64), (config.num_labels,))
+        """`(num_labels,)` decision thresholds in label-id order, as `config.thresholds_for` resolves them."""
+        return np.asarray(self.model.config.thresholds_for(threshold), dtype=np.float64)
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
@@ -662,4 +630,5 @@ def add_pipeline_files(checkpoint_dir: str | os.PathLike) -> None:
             shutil.copyfile(source, target)
 
 
-__all__ = ["EmotionMultimodalPipeline", "TASK", "TranscriptionError", "add_pipeline_files", "window_bounds"]
+__all__ = ["EmotionMultimodalPipeline", "InputError", "InputProblem", "TASK", "TranscriptionError", "add_pipeline_files",
+           "window_bounds"]

@@ -17,11 +17,14 @@ from transformers import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 
+from .configuration_klue_wav2vec2 import MIN_AUDIO_SAMPLES
+
 logger = logging.get_logger(__name__)
 
 SAMPLING_RATE = 16_000
-MIN_AUDIO_SAMPLES = 400
-"""wav2vec2's receptive field: the shortest clip (25 ms at 16 kHz) that gives one frame."""
+"""The rate every speech encoder here reads; other rates are resampled to it."""
+SAMPLING_RATE_RANGE = (1_000, 384_000)
+"""Sampling rates (Hz) accepted with samples; anything else is a mistaken argument (see `sampling_rate_problem`)."""
 WHISPER_MAX_SECONDS = 30.0
 """The longest clip a Whisper encoder takes (1500 positions of 20 ms)."""
 
@@ -47,32 +50,43 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE) ->
     return librosa.resample(audio, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq").astype(np.float32)
 
 
+def sampling_rate_problem(sampling_rate) -> str | None:
+    """What is wrong with `sampling_rate` (a predicate of it: "must be ..."), or None when it is an accepted rate.
+
+    The one rule for sampling rates given with samples (here, in the pipeline's inputs and the endpoint's requests):
+    a whole number of Hz within `SAMPLING_RATE_RANGE`.
+    """
+    low, high = SAMPLING_RATE_RANGE
+    if (isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer, float, np.floating))
+            or not math.isfinite(sampling_rate) or int(sampling_rate) != sampling_rate
+            or not low <= sampling_rate <= high):
+        return f"must be a whole number of Hz from {low} to {high} (e.g. 16000); got {sampling_rate!r}"
+    return None
+
+
 def check_sampling_rate(sampling_rate, name: str = "sampling_rate") -> int:
-    """Return `sampling_rate` as an int, or raise a ValueError saying what was expected."""
-    if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer, float)):
-        raise ValueError(f"{name} must be a positive number of samples per second; got {sampling_rate!r}.")
-    if not math.isfinite(sampling_rate) or sampling_rate <= 0 or int(sampling_rate) != sampling_rate:
-        raise ValueError(f"{name} must be a positive whole number of samples per second; got {sampling_rate!r}.")
+    """Return `sampling_rate` as an int, or raise a ValueError naming `name` and saying what was expected."""
+    problem = sampling_rate_problem(sampling_rate)
+    if problem is not None:
+        raise ValueError(f"{name} {problem}.")
     return int(sampling_rate)
 
 
-def to_mono(audio, name: str = "audio") -> np.ndarray:
-    """Validate one clip and return it as finite, mono, float32 `(samples,)`.
+def mono_or_problem(audio) -> tuple[np.ndarray | None, str | None]:
+    """One clip -> `(finite mono float32 (samples,), None)`, or `(None, what is wrong with it)` as a predicate.
 
     A 2-D array is one multi-channel clip, channels first or last (the shorter axis is taken as channels) and is
-    averaged down to mono. Raises a ValueError naming `name` for anything else (3-D arrays, NaN/inf, no samples).
+    averaged down to mono; integer samples are scaled to [-1, 1]. 3-D arrays, NaN/inf and no samples are problems.
     """
     if hasattr(audio, "detach"):  # torch tensor
         audio = audio.detach().cpu().numpy()
     if not isinstance(audio, np.ndarray):
-        raise ValueError(f"{name} must be a numpy array of samples; got {type(audio).__name__}.")
+        return None, f"must be a numpy array of samples; got {type(audio).__name__}"
     if not (np.issubdtype(audio.dtype, np.floating) or np.issubdtype(audio.dtype, np.integer)):
-        raise ValueError(f"{name} must hold numbers; got dtype {audio.dtype}.")
+        return None, f"must hold numbers; got dtype {audio.dtype}"
     if audio.ndim not in (1, 2):
-        raise ValueError(
-            f"{name} must be 1-D (samples) or 2-D (channels x samples) audio; got a {audio.ndim}-D array of shape "
-            f"{audio.shape}. Pass a batch as a list of clips."
-        )
+        return None, (f"must be 1-D (samples) or 2-D (channels x samples) audio; got a {audio.ndim}-D array of shape "
+                      f"{audio.shape}. Pass a batch as a list of clips")
     if np.issubdtype(audio.dtype, np.integer):
         audio = audio.astype(np.float32) / float(np.iinfo(audio.dtype).max)
     if audio.ndim == 2:
@@ -83,10 +97,19 @@ def to_mono(audio, name: str = "audio") -> np.ndarray:
         audio = weights @ audio if channel_axis == 0 else audio @ weights
     audio = np.asarray(audio, dtype=np.float32)
     if audio.size == 0:
-        raise ValueError(f"{name} has no samples.")
+        return None, "has no samples"
     if not np.isfinite(audio).all():
-        raise ValueError(f"{name} contains NaN or infinite samples.")
-    return audio
+        return None, "contains NaN or infinite samples"
+    return audio, None
+
+
+def to_mono(audio, name: str = "audio") -> np.ndarray:
+    """Validate one clip and return it as finite, mono, float32 `(samples,)` (see `mono_or_problem`); raise a
+    ValueError naming `name` otherwise."""
+    mono, problem = mono_or_problem(audio)
+    if problem is not None:
+        raise ValueError(f"{name} {problem}.")
+    return mono
 
 
 def load_audio(path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE, max_seconds: float | None = None) -> np.ndarray:

@@ -50,8 +50,10 @@ def run(capsys, *argv):
     return status, out, err
 
 
-def test_predict_a_folder_scores_the_good_files_and_reports_the_bad(capsys, checkpoint, reference, recordings):
-    status, out, err = run(capsys, "predict", "--model", checkpoint, "--audio", recordings, "--batch-size", 2)
+@pytest.mark.parametrize("batch_size", [4, 2])  # 4: the bad files in one batch with the good ones
+def test_predict_a_folder_scores_the_good_files_and_reports_the_bad(capsys, checkpoint, reference, recordings,
+                                                                     batch_size):
+    status, out, err = run(capsys, "predict", "--model", checkpoint, "--audio", recordings, "--batch-size", batch_size)
     assert status == 0
     entries = json.loads(out)
     names = [entry["audio"].replace(str(recordings) + "/", "") for entry in entries]
@@ -65,9 +67,14 @@ def test_predict_a_folder_scores_the_good_files_and_reports_the_bad(capsys, chec
         np.testing.assert_allclose([e["score"] for e in entry["emotions"]], [e["score"] for e in want["emotions"]],
                                    atol=1e-4)
         np.testing.assert_allclose([entry["arousal"], entry["valence"]], [want["arousal"], want["valence"]], atol=1e-4)
-    assert "could not be read" in corrupt["error"] and "emotions" not in corrupt
-    assert ("no transcript: pass --text, put d_untranscribed.txt next to the recording, or pass --asr-model ID to "
-            "transcribe it") in untranscribed["error"]
+    assert "emotions" not in corrupt and "emotions" not in untranscribed
+    assert {key: corrupt["error"][key] for key in ("field", "code")} == {"field": "audio", "code": "unreadable"}
+    assert corrupt["error"]["message"].startswith("the recording ('c_corrupt.wav') could not be read as audio (WAV, "
+                                                  "FLAC, OGG or MP3): ")
+    assert untranscribed["error"] == {
+        "field": "text", "code": "missing", "expected": "a non-empty str",
+        "message": "the transcript is missing: this model reads the transcript. Pass --text, put d_untranscribed.txt "
+                   "next to the recording, or pass --asr-model ID to transcribe it."}
     assert "c_corrupt.wav" in err and "d_untranscribed.wav" in err
     assert "2 of 4 file(s) could not be scored" in err
     assert "4/4" in err  # the progress bar
@@ -128,7 +135,11 @@ def test_predict_transcribes_files_without_transcript_with_asr_model(capsys, che
                            "--batch-size", 3, "--no-progress")
     paired, bare, silent = json.loads(out)
     assert status == 0 and paired["transcript_source"] == "given" and "emotions" in paired
-    assert bare["error"].startswith(f"'{deaf}' heard no words in the recording") and "b_bare.wav" in err
+    assert bare["error"]["code"] == "no_words" and "b_bare.wav" in err
+    assert bare["error"]["message"].startswith(f"the transcript is missing and could not be made: '{deaf}' heard no "
+                                               "words in the recording")
+    assert bare["error"]["message"].endswith("Pass --text for it, or --on-empty-transcript speech_only to score it "
+                                             "from its speech.")
     assert "2 of 3 file(s) could not be scored" in err
     status, out, _ = run(capsys, "predict", "--model", checkpoint, "--audio", folder / "c_silent.wav", "--asr-model",
                          deaf, "--on-empty-transcript", "speech_only", "--no-progress")
@@ -146,7 +157,7 @@ def test_predict_exit_status_when_nothing_could_be_scored(capsys, checkpoint, re
                            tmp_path / "missing.wav", "--text", TEXT, TEXT, "--no-progress")
     assert status == 1
     assert [("error" in entry) for entry in json.loads(out)] == [True, True]
-    assert "does not exist" in err
+    assert "missing.wav', which is not a file" in err
 
     status, _, err = run(capsys, "predict", "--model", checkpoint, "--audio", recordings, "--text", TEXT)
     assert status == 2 and "--text gives 1 transcript(s) for 4 audio file(s)" in err

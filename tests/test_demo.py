@@ -78,12 +78,15 @@ def test_silence_is_answered(classifier, files):
 @pytest.mark.parametrize(
     ("audio", "text", "message"),
     [
-        ("short", "", r"The transcript is empty: type or paste what is said"),
-        ("short", None, r"The transcript is empty"),
-        (None, TEXT, r"There is no recording: upload an audio file or record one"),
-        ("not_audio", TEXT, r"'notes.wav' is not an audio file this demo can read \(WAV, FLAC, OGG or MP3\): "
+        ("short", "", r"^The transcript is missing: this model reads the transcript. Type or paste what is said in the "
+                      r"recording.$"),
+        ("short", None, r"^The transcript is missing"),
+        ("short", "   ", r"^The transcript is missing"),
+        (None, TEXT, r"^The recording is missing: this model listens to speech. Upload an audio file or record one "
+                     r"with the microphone.$"),
+        ("not_audio", TEXT, r"^The recording \('notes.wav'\) could not be read as audio \(WAV, FLAC, OGG or MP3\): "
                             r"Format not recognised\.$"),
-        ("empty", TEXT, r"'empty.wav' holds no audio samples"),
+        ("empty", TEXT, r"^The recording \('empty.wav'\) holds no audio samples.$"),
     ],
 )
 def test_bad_input_gets_a_message_for_the_page(classifier, files, audio, text, message):
@@ -91,8 +94,25 @@ def test_bad_input_gets_a_message_for_the_page(classifier, files, audio, text, m
         predict(classifier, None if audio is None else str(files[audio]), text)
 
 
+def test_a_bad_request_among_good_ones_gets_its_structured_error_and_the_others_their_answers(classifier, files):
+    answers = []
+    for audio, text in (("short", TEXT), ("not_audio", TEXT), ("long", "화가 나요"), ("short", "")):
+        try:
+            answers.append(predict(classifier, str(files[audio]), text))
+        except DemoError as error:
+            answers.append(error)
+    good, unreadable, long, untranscribed = answers
+    assert_same_output({k: v for k, v in good.items() if k not in ("duration", "window_seconds")},
+                       classifier({"text": TEXT, "audio": str(files["short"])}))
+    assert_same_output({k: v for k, v in long.items() if k not in ("duration", "window_seconds")},
+                       classifier({"text": "화가 나요", "audio": str(files["long"])}, chunk_length_s=5.0))
+    assert (unreadable.problem.field, unreadable.problem.code) == ("audio", "unreadable")
+    assert (untranscribed.problem.field, untranscribed.problem.code) == ("text", "missing")
+    assert str(unreadable).startswith("The recording ('notes.wav') could not be read as audio")
+
+
 def test_too_long_and_too_short_recordings(classifier, files, tmp_path):
-    with pytest.raises(DemoError, match=r"The recording is 0.2 minutes long; this demo scores at most 0.1 minutes"):
+    with pytest.raises(DemoError, match=r"^The recording is 12.5 s long; at most 6.0 s are scored. Trim or split"):
         predict(classifier, str(files["long"]), TEXT, max_seconds=6)
     tiny = tmp_path / "click.wav"
     soundfile.write(tiny, np.zeros(100, dtype=np.float32), 16000)

@@ -126,8 +126,8 @@ def test_handler_in_a_fresh_process_answers_like_the_pipeline(checkpoint, origin
     assert_same_output(answers[3]["output"], want[3])
     assert [(c["start"], c["end"]) for c in answers[3]["output"]["chunks"]] == [
         (0.0, 1.0), (0.75, 1.75), (1.5, 2.5), (2.0, 3.0)]
-    assert answers[4] == {"error": "inputs.audio is not an audio file soundfile can read (WAV, FLAC, OGG, MP3): "
-                                   "Format not recognised."}
+    assert answers[4] == {"error": "inputs.audio could not be read as audio (WAV, FLAC, OGG or MP3): Format not "
+                                   "recognised."}
 
 
 def bad_payloads(clips):
@@ -145,25 +145,23 @@ def bad_payloads(clips):
         ({"inputs": {"audio": wav}}, r"inputs.text is missing: this model reads the transcript"),
         ({"inputs": {"text": "  ", "audio": wav}}, r"inputs.text is empty"),
         ({"inputs": {"text": 3, "audio": wav}}, r"inputs.text must be a string; got int"),
-        ({"inputs": {"text": TEXT}}, r"inputs.audio is missing: give base64 text"),
+        ({"inputs": {"text": TEXT}}, r"inputs.audio is missing: this model listens to speech"),
         ({"inputs": {"text": TEXT, "audio": "%%% not base64 %%%"}}, r"inputs.audio is not base64 text"),
         ({"inputs": {"text": TEXT, "audio": base64.b64encode(b"\x00\x01" * 500).decode()}},
-         r"inputs.audio is not an audio file soundfile can read .*Format not recognised"),
+         r"inputs.audio could not be read as audio \(WAV, FLAC, OGG or MP3\): Format not recognised"),
         ({"inputs": {"text": TEXT, "audio": {"array": [0.1]}}}, r"inputs.audio must be base64 text of an audio file or a list"),
         ({"inputs": {"text": TEXT, "audio": [0.0] * 800}}, r"inputs.sampling_rate is missing"),
         ({"inputs": {"text": TEXT, "audio": [0.0] * 800, "sampling_rate": 0}}, r"sampling_rate must be a whole number of Hz from 1000 to 384000.*got 0"),
         ({"inputs": {"text": TEXT, "audio": [0.0] * 800, "sampling_rate": "16k"}}, r"got '16k'"),
         ({"inputs": {"text": TEXT, "audio": [0.0] * 800, "sampling_rate": 16000.5}}, r"got 16000.5"),
         ({"inputs": {"text": TEXT, "audio": [0.0] * 800, "sampling_rate": 16}}, r"from 1000 to 384000.*got 16"),
-        ({"inputs": {**good, "sampling_rate": 16000}}, r"inputs.sampling_rate=16000 disagrees with the audio file's own rate of 8000 Hz"),
+        ({"inputs": {**good, "sampling_rate": 16000}}, r"inputs.sampling_rate is only for a list of samples: an audio file's header carries its rate"),
         ({"inputs": {"text": TEXT, "audio": ["a", "b"], "sampling_rate": 16000}}, r"inputs.audio must be a list of numbers"),
         ({"inputs": {"text": TEXT, "audio": [[0.0, 0.1]] * 800, "sampling_rate": 16000}}, r"must be a flat list of samples"),
         ({"inputs": {"text": TEXT, "audio": [0.0, float("nan")] * 400, "sampling_rate": 16000}}, r"inputs.audio.*NaN"),
         ({"inputs": {"text": TEXT, "audio": [0.0] * 10, "sampling_rate": 16000}}, r"inputs.audio is 0.6 ms long"),
         ({"inputs": []}, r"inputs is an empty list"),
-        ({"inputs": [good, {"audio": wav}]}, r"inputs\[1\].text is missing"),
-        ({"inputs": [good, {"text": TEXT, "audio": [0.0] * 10, "sampling_rate": 16000}]}, r"inputs\[1\].audio is 0.6 ms long"),
-        (encode(clips["8k"], 8000).encode(), r"inputs.text is missing"),  # a bare audio body: no transcript
+        (base64.b64decode(encode(clips["8k"], 8000)), r"^inputs.text is missing"),  # a bare audio body: no transcript
     ]
 
 
@@ -174,6 +172,28 @@ def test_bad_payloads_get_errors_naming_the_field_and_the_next_request_is_answer
         with pytest.raises(ValueError, match=message):
             handler(payload)
         assert_same_output(handler(dict(good)), want)  # still answering, the same answer
+
+
+def test_a_batch_answers_each_bad_input_with_its_error_and_scores_the_others(handler, original, clips):
+    wav = encode(clips["8k"], 8000)
+    decoded = soundfile.read(io.BytesIO(base64.b64decode(wav)), dtype="float32")[0]
+    batch = [{"text": TEXT, "audio": wav},
+             {"audio": wav},  # no transcript (the pipeline's problem)
+             {"text": "화가 나요", "audio": clips["16k"].tolist(), "sampling_rate": 16000},
+             {"text": TEXT, "audio": "%%% not base64 %%%"},  # the request's own problem
+             {"text": TEXT, "audio": [0.0] * 800, "sampling_rate": 16}]
+    answers = handler({"inputs": batch})
+    assert_same_output(answers[0], original({"text": TEXT, "audio": {"array": decoded, "sampling_rate": 8000}}))
+    assert_same_output(answers[2], original({"text": "화가 나요", "audio": clips["16k"]}))
+    errors = {index: answers[index]["error"] for index in (1, 3, 4)}
+    assert {index: (error["field"], error["code"]) for index, error in errors.items()} == {
+        1: ("text", "missing"), 3: ("audio", "not_base64"), 4: ("audio.sampling_rate", "bad_sampling_rate")}
+    assert errors[1]["message"].startswith("inputs[1].text is missing: this model reads the transcript.")
+    assert errors[3]["message"].startswith("inputs[3].audio is not base64 text of an audio file")
+    assert errors[4]["message"] == ("inputs[4].sampling_rate must be a whole number of Hz from 1000 to 384000 (e.g. "
+                                    "16000); got 16.")
+    assert all(error["expected"] for error in errors.values())
+    json.dumps(answers)  # what the endpoint sends back
 
 
 def test_long_recording_and_silence_are_answered_in_bounded_time(handler, original, clips, monkeypatch):
@@ -196,7 +216,7 @@ def test_long_recording_and_silence_are_answered_in_bounded_time(handler, origin
     assert answer["labels"]
 
     over = np.zeros(16 * 60 * 1000, dtype=np.float32)  # 16 minutes at 1 kHz: the header says so, nothing decoded
-    with pytest.raises(ValueError, match=r"inputs.audio is 16.0 minutes long; this endpoint scores at most 15 minutes"):
+    with pytest.raises(ValueError, match=r"^inputs.audio is 16.0 minutes long; at most 15.0 minutes are scored"):
         handler({"inputs": {"text": TEXT, "audio": encode(over, 1000)}})
     with pytest.raises(ValueError, match=r"inputs.audio is 16.0 minutes long"):
         handler({"inputs": {"text": TEXT, "audio": over.tolist(), "sampling_rate": 1000}})

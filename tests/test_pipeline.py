@@ -1,6 +1,7 @@
 """pipeline("emotion-multimodal"): input forms, file rates, batching, top_k/threshold, long audio, bad input."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from transformers import pipeline
 
 from kemd_emotion import EMOTIONS, EmotionMultimodalPipeline
 from kemd_emotion.hub import save_checkpoint
-from kemd_emotion.pipeline_emotion import window_bounds
+from kemd_emotion.pipeline_emotion import InputError, window_bounds
 from kemd_emotion.processing_klue_wav2vec2 import resample
 
 TEXT = "안녕하세요 오늘 날씨가 정말 좋네요"
@@ -194,7 +195,7 @@ def test_unimodal_models_need_only_their_modality(tiny_model_factory, tiny_proce
     assert flat(text_only({"text": TEXT})).shape == (9,)
     np.testing.assert_allclose(flat(text_only({"text": TEXT, "audio": "ignored.wav"})), flat(text_only({"text": TEXT})))
     np.testing.assert_allclose(flat(speech_only({"audio": clip})), flat(speech_only({"audio": clip, "text": ""})))
-    with pytest.raises(ValueError, match="has no 'audio'"):
+    with pytest.raises(ValueError, match=r"^input\['audio'\] is missing: this model listens to speech"):
         speech_only({"text": TEXT})
     with pytest.raises(ValueError, match="fusion='text'"):
         text_only({"text": TEXT}, chunk_length_s=2)
@@ -215,38 +216,93 @@ def bad_files(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize(
-    "bad, message",
-    [
-        ({"text": TEXT, "audio": "{folder}/missing.wav"}, r"audio file '.*missing.wav' does not exist"),
-        ({"text": TEXT, "audio": "{folder}/corrupt.wav"}, r"audio file '.*corrupt.wav' could not be read"),
-        ({"text": TEXT, "audio": [0.1, 0.2, 0.3]}, r"\['audio'\] must be a file path, a 16 kHz np.ndarray .* got list"),
-        ({"text": TEXT, "audio": b"RIFF"}, r"got bytes"),
-        ({"text": TEXT, "audio": {"array": np.zeros(16000)}}, r"dict without \['sampling_rate'\]"),
-        ({"text": TEXT, "audio": {"path": "x.wav"}}, r"dict without \['array', 'sampling_rate'\]"),
-        ({"text": TEXT, "audio": {"array": np.zeros(16000), "sampling_rate": -8000}}, "sampling_rate must be"),
-        ({"text": "   ", "audio": "CLIP"}, r"\['text'\] is empty; this model needs a non-empty transcript"),
-        ({"audio": "CLIP"}, r"has no 'text': this model reads the transcript"),
-        ({"text": 3, "audio": "CLIP"}, r"\['text'\] must be a string; got int"),
-        ({"text": TEXT}, r"has no 'audio'"),
-        ({"text": TEXT, "audio": np.zeros(100, dtype=np.float32)}, r"6.2 ms long; the speech encoder needs at least 25 ms"),
-        ({"text": TEXT, "audio": np.zeros((2, 2, 800), dtype=np.float32)}, "3-D array"),
-        ({"text": TEXT, "audio": np.full(800, np.nan, dtype=np.float32)}, "NaN"),
-        ("just a string", r"must be a dict like \{'text': str, 'audio'"),
-    ],
-)
-def test_bad_input_names_the_item_and_what_was_expected(pipe, clip, bad_files, bad, message):
+BAD_INPUTS = [  # (input, message after its name, field, code)
+    ({"text": TEXT, "audio": "{folder}/missing.wav"}, r"\['audio'\] is '.*missing.wav', which is not a file",
+     "audio", "not_found"),
+    ({"text": TEXT, "audio": "{folder}/corrupt.wav"}, r"\['audio'\] \('corrupt.wav'\) could not be read as audio",
+     "audio", "unreadable"),
+    ({"text": TEXT, "audio": [0.1, 0.2, 0.3]},
+     r"\['audio'\] must be a file path, an audio file's bytes, a 16 kHz np.ndarray .* got list", "audio", "wrong_type"),
+    ({"text": TEXT, "audio": b"RIFF"}, r"\['audio'\] could not be read as audio \(WAV, FLAC, OGG or MP3\)", "audio", "unreadable"),
+    ({"text": TEXT, "audio": {"array": np.zeros(16000)}}, r"\['audio'\] is a dict without \['sampling_rate'\]", "audio", "missing"),
+    ({"text": TEXT, "audio": {"path": "x.wav"}}, r"\['audio'\] is a dict without \['array', 'sampling_rate'\]", "audio", "missing"),
+    ({"text": TEXT, "audio": {"array": np.zeros(16000), "sampling_rate": -8000}},
+     r"\['audio'\]\['sampling_rate'\] must be a whole number of Hz from 1000 to 384000 .*got -8000",
+     "audio.sampling_rate", "bad_sampling_rate"),
+    ({"text": TEXT, "audio": {"array": [0.1, 0.2], "sampling_rate": 16000}},
+     r"\['audio'\]\['array'\] must be a numpy array of samples; got list", "audio.array", "bad_samples"),
+    ({"text": "   ", "audio": "CLIP"}, r"\['text'\] is empty; this model needs a non-empty transcript", "text", "empty"),
+    ({"audio": "CLIP"}, r"\['text'\] is missing: this model reads the transcript. To score recordings without one, "
+                        r"build the pipeline with asr_model=", "text", "missing"),
+    ({"text": 3, "audio": "CLIP"}, r"\['text'\] must be a string; got int", "text", "wrong_type"),
+    ({"text": TEXT}, r"\['audio'\] is missing", "audio", "missing"),
+    ({"text": TEXT, "audio": np.zeros(100, dtype=np.float32)}, r"\['audio'\] is 6.2 ms long; the speech encoder needs "
+     r"at least 25 ms", "audio", "too_short"),
+    ({"text": TEXT, "audio": np.zeros((2, 2, 800), dtype=np.float32)}, r"\['audio'\] must be 1-D .* 3-D array", "audio", "bad_samples"),
+    ({"text": TEXT, "audio": np.full(800, np.nan, dtype=np.float32)}, r"\['audio'\] contains NaN", "audio", "bad_samples"),
+    ("just a string", r" must be a dict like \{'text': str, 'audio'", None, "wrong_type"),
+]
+
+
+def materialise(bad, clip, folder):
+    """A BAD_INPUTS input with its placeholders filled: "CLIP" -> the clip, "{folder}" -> the bad-files folder."""
     if isinstance(bad, dict):
         bad = dict(bad)
         if isinstance(bad.get("audio"), str) and bad["audio"] == "CLIP":
             bad["audio"] = clip
         elif isinstance(bad.get("audio"), str):
-            bad["audio"] = bad["audio"].format(folder=bad_files)
+            bad["audio"] = bad["audio"].format(folder=folder)
+    return bad
+
+
+@pytest.mark.parametrize(("bad", "message", "field", "code"), BAD_INPUTS)
+def test_bad_input_names_the_item_and_what_was_expected(pipe, clip, bad_files, bad, message, field, code):
+    bad = materialise(bad, clip, bad_files)
     good = {"text": TEXT, "audio": clip}
-    with pytest.raises(ValueError, match=r"(?s)^input\b.*" + message):
+    with pytest.raises(ValueError, match=r"(?s)^input" + message) as single:
         pipe(bad)
-    with pytest.raises(ValueError, match=r"(?s)^inputs\[2\].*" + message):
+    assert isinstance(single.value, InputError) and (single.value.problem.field, single.value.problem.code) == (field, code)
+    with pytest.raises(ValueError, match=r"(?s)^inputs\[2\]" + message):
         pipe([good, good, bad, good], batch_size=2)
+
+
+@pytest.mark.parametrize(("bad", "message", "field", "code"), BAD_INPUTS)
+def test_errors_return_answers_a_bad_input_with_its_error_and_scores_the_others(pipe, clip, bad_files, bad, message,
+                                                                                 field, code):
+    bad = materialise(bad, clip, bad_files)
+    good, other = {"text": TEXT, "audio": clip}, {"text": "다른 문장", "audio": clip[:8000]}
+    answers = pipe([good, bad, other], batch_size=2, errors="return")
+    error = answers[1]["error"]
+    assert (error["index"], error["field"], error["code"]) == (1, field, code)
+    assert re.match(r"(?s)^inputs\[1\]" + message, error["message"]) and error["expected"]
+    np.testing.assert_allclose(flat(answers[0]), flat(pipe(good)), atol=ATOL)
+    np.testing.assert_allclose(flat(answers[2]), flat(pipe(other)), atol=ATOL)
+    single = pipe(bad, errors="return")["error"]
+    assert (single["index"], single["field"], single["code"]) == (None, field, code)
+    assert re.match(r"(?s)^input" + message, single["message"])
+
+
+def test_errors_return_over_a_generator_answers_lazily_in_order(pipe, clip):
+    good = {"text": TEXT, "audio": clip}
+    stream = pipe((item for item in [good, {"text": TEXT}, good]), errors="return")
+    assert not isinstance(stream, list)
+    answers = list(stream)
+    assert answers[1]["error"]["index"] == 1 and answers[1]["error"]["field"] == "audio"
+    np.testing.assert_allclose(flat(answers[2]), flat(pipe(good)), atol=ATOL)
+
+
+def test_max_input_seconds_refuses_long_recordings_before_decoding(pipe, clip, tmp_path):
+    long_file = tmp_path / "long.wav"
+    soundfile.write(long_file, np.zeros(16000 * 7, dtype=np.float32), 16000)
+    with pytest.raises(InputError, match=r"^input\['audio'\] is 7.0 s long; at most 6.0 s are scored. Trim or split"):
+        pipe({"text": TEXT, "audio": str(long_file)}, max_input_seconds=6)
+    with pytest.raises(InputError, match=r"^inputs\[0\]\['audio'\] is 7.0 s long"):
+        pipe([{"text": TEXT, "audio": np.zeros(16000 * 7, dtype=np.float32)}], max_input_seconds=6)
+    assert "chunks" in pipe({"text": TEXT, "audio": str(long_file)}, max_input_seconds=8, chunk_length_s=5)
+    with pytest.raises(ValueError, match=r"errors='ignore' is not supported; expected one of 'raise', 'return'"):
+        pipe({"text": TEXT, "audio": clip}, errors="ignore")
+    with pytest.raises(ValueError, match=r"max_input_seconds must be a positive number of seconds or None; got 0"):
+        pipe({"text": TEXT, "audio": clip}, max_input_seconds=0)
 
 
 def test_saved_checkpoint_loads_by_task_name(pipe, clip, tmp_path):

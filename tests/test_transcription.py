@@ -205,14 +205,15 @@ def test_empty_transcript_is_a_per_input_error_or_scored_from_speech(model, tiny
     pipe = with_asr(model, tiny_processor, recognizer)
     silence = np.zeros(12000, dtype=np.float32)
     inputs = [{"audio": clips[0]}, {"audio": silence}, {"text": TEXT, "audio": clips[1]}]
-    with pytest.raises(TranscriptionError, match=r"^input: the callable CountingRecognizer heard no words in the "
+    with pytest.raises(TranscriptionError, match=r"^input\['text'\] is missing and could not be made: the callable CountingRecognizer heard no words in the "
                                                  r"recording .*on_empty_transcript='speech_only'"):
         pipe({"audio": silence})
     with pytest.raises(TranscriptionError) as caught:
         pipe(inputs, batch_size=2)
     error = caught.value
     assert isinstance(error, ValueError) and list(error.errors) == [1]
-    assert str(error).startswith("inputs[1]: the callable CountingRecognizer heard no words")
+    assert str(error).startswith("inputs[1]['text'] is missing and could not be made: the callable CountingRecognizer heard no "
+                                  "words")
     assert "The other 2 input(s) were scored" in str(error)
     assert error.results[1] is None  # ... and the others were not lost
     for got, item in zip([error.results[0], error.results[2]], [inputs[0], inputs[2]]):
@@ -238,7 +239,7 @@ def test_empty_transcript_is_a_per_input_error_or_scored_from_speech(model, tiny
 def test_empty_transcript_from_a_ctc_model_that_hears_nothing(model, tiny_processor, plain, clips, tmp_path):
     deaf = tiny_speech_recognizer(tmp_path / "deaf", speaks="")
     pipe = with_asr(model, tiny_processor, str(deaf))
-    with pytest.raises(TranscriptionError, match=rf"^inputs\[0\]: '{deaf}' heard no words in the recording"):
+    with pytest.raises(TranscriptionError, match=rf"^inputs\[0\]\['text'\] is missing and could not be made: '{deaf}' heard no words in the recording"):
         pipe([{"audio": clips[0]}, {"text": TEXT, "audio": clips[1]}])
     result = pipe({"audio": clips[0]}, on_empty_transcript="speech_only")
     np.testing.assert_allclose(flat(result), flat(plain({"text": "[UNK]", "audio": clips[0]})), atol=ATOL)
@@ -249,7 +250,7 @@ def test_failing_recogniser_names_the_input_and_keeps_the_others(model, tiny_pro
     recognizer = CountingRecognizer(fail_on_length=len(clips[2]))
     pipe = with_asr(model, tiny_processor, recognizer)
     inputs = [{"audio": clip} for clip in clips[:4]]
-    with pytest.raises(TranscriptionError, match=r"^inputs\[2\]: the callable CountingRecognizer failed on the "
+    with pytest.raises(TranscriptionError, match=r"^inputs\[2\]\['text'\] is missing and could not be made: the callable CountingRecognizer failed on the "
                                                  r"recording: RuntimeError: the recogniser crashed") as caught:
         pipe(inputs, batch_size=2)
     assert [result is None for result in caught.value.results] == [False, False, True, False]
@@ -269,7 +270,7 @@ def test_failing_recogniser_names_the_input_and_keeps_the_others(model, tiny_pro
 
     monkeypatch.setattr(type(backend), "preprocess", breaks_on_one)
     same_length = [{"audio": clips[1]}, {"audio": clips[0][: len(clips[1])][::-1].copy()}]
-    with pytest.raises(TranscriptionError, match=r"^inputs\[0\]: .*failed on the recording: RuntimeError: cannot "
+    with pytest.raises(TranscriptionError, match=r"^inputs\[0\]\['text'\] .*failed on the recording: RuntimeError: cannot "
                                                  r"decode this one") as caught:
         ctc(same_length, batch_size=2)
     assert caught.value.results[0] is None and caught.value.results[1]["transcript_source"] == "asr"
@@ -286,7 +287,7 @@ def test_generators_are_transcribed_in_groups(model, tiny_processor, plain, clip
     failing = with_asr(model, tiny_processor, CountingRecognizer(fail_on_length=len(clips[2])))
     stream = iter(failing(row for row in rows))
     assert next(stream)["transcript_source"] == "asr" and next(stream)["transcript_source"] == "given"
-    with pytest.raises(TranscriptionError, match=r"^inputs\[2\]: .*failed"):
+    with pytest.raises(TranscriptionError, match=r"^inputs\[2\]\['text'\] .*failed"):
         next(stream)
 
 
@@ -322,14 +323,14 @@ def test_wrong_speech_recognisers_and_options(model, tiny_processor, tiny_model_
     with pytest.raises(ValueError, match="chunk_length_s"):
         with_asr(model, tiny_processor, recognizer)([{"audio": clips[0]}], chunk_length_s=9)
     assert recognizer.clips == []
-    with pytest.raises(ValueError, match=r"has no 'text': .*build the pipeline with asr_model="):
+    with pytest.raises(ValueError, match=r"\['text'\] is missing: this model reads the transcript. .*build the pipeline with asr_model="):
         pipeline("emotion-multimodal", model=model, processor=tiny_processor, device="cpu")({"audio": clips[0]})
     with pytest.raises(ValueError, match=r"\['text'\] is empty"):  # an empty given text is an error, not a request
         with_asr(model, tiny_processor, CountingRecognizer())({"text": " ", "audio": clips[0]})
 
     text_only = tiny_model_factory("text")
     recognizer = CountingRecognizer()
-    with pytest.raises(ValueError, match=r"^inputs\[1\] has audio but no 'text': this emotion checkpoint "
+    with pytest.raises(ValueError, match=r"^inputs\[1\]\['text'\] is missing, and this emotion checkpoint "
                                          r"\(fusion='text'\) reads only the transcript .*\(asr_model the callable "
                                          r"CountingRecognizer serves checkpoints that listen\)"):
         with_asr(text_only, tiny_processor, recognizer)([{"text": TEXT}, {"audio": clips[0]}])
@@ -426,7 +427,8 @@ def test_audio_only_input_through_trust_remote_code_in_a_fresh_process(model, ti
     assert (got["transcript"], got["transcript_source"]) == ("정말 좋네요", "asr")
     np.testing.assert_allclose(flat(got), flat(plain({"text": "정말 좋네요", "audio": clips[0]})), atol=1e-4)
     name, message = results["empty"]
-    assert name == "TranscriptionError" and message.startswith("input: the callable recognizer heard no words")
+    assert name == "TranscriptionError" and message.startswith("input['text'] is missing and could not be made: the callable "
+                                                                  "recognizer heard no words")
 
 
 def test_multilingual_whisper_ids_transcribe_korean_unless_told_otherwise(tmp_path):
