@@ -1,7 +1,10 @@
-"""What only the tests use: the fake speech recogniser and the contract tests' matrix.
+"""The contract tests' matrix: the encoder kinds the tests build, the model variants and the ways to build them.
 
-The small encoders, tokenizers and feature extractors they build on are product code (the embedded default's):
-`kemd_emotion.small_encoders`, imported here under their old names.
+tests/test_contracts.py (and test_encoder_kinds, test_onnx, test_real_weights, test_model_conventions,
+test_full_size_encoders) build every `ContractCase` on each of `CONSTRUCTION_PATHS`: from a config
+(`build_from_config`), from encoder folders saved as the real checkpoints are (`save_encoder_folders`,
+`build_from_encoder_folders`, `processor_for_encoders`), after save_pretrained -> from_pretrained, and through
+`trust_remote_code`. The encoders are the small random-init ones of `kemd_emotion.small_encoders`.
 """
 
 from __future__ import annotations
@@ -14,78 +17,25 @@ from pathlib import Path
 
 from transformers import AutoConfig, Wav2Vec2Config, Wav2Vec2FeatureExtractor
 
-from .configuration_klue_wav2vec2 import (
+from kemd_emotion.configuration_klue_wav2vec2 import (
     AUDIO_REPRESENTATIONS,
     FUSIONS,
     KLUE_BERT_BASE,
     POOLINGS,
     KlueWav2Vec2EmotionConfig,
 )
-from .processing_klue_wav2vec2 import KlueWav2Vec2Processor
-from .small_encoders import (  # noqa: F401 (the tests still import them from here)
+from kemd_emotion.processing_klue_wav2vec2 import KlueWav2Vec2Processor
+from kemd_emotion.small_encoders import (
     DEFAULT_TEXTS,
-    SPECIAL_TOKENS,
     tiny_audio_config,
-    tiny_config,
     tiny_electra_config,
-    tiny_processor,
     tiny_roberta_config,
     tiny_text_config,
     tiny_whisper_config,
-    tiny_whisper_processor,
     train_byte_level_bpe_tokenizer,
     train_wordpiece_tokenizer,
     whisper_feature_extractor,
 )
-
-ASR_CHARACTERS = "화나요정말좋네"
-"""The letters the tiny speech recogniser can write (all in `DEFAULT_TEXTS`, so the tiny tokenizer knows them)."""
-
-
-def tiny_speech_recognizer(
-    save_dir: str | Path, speaks: str = "화나", seed: int = 0, sampling_rate: int = 16000
-) -> Path:
-    """Save a random-init `Wav2Vec2ForCTC` with a Korean character vocabulary and its processor to `save_dir`.
-
-    `pipeline("automatic-speech-recognition", model=save_dir)` then writes, from any clip, a string of the letters
-    in `speaks` (its output head is biased towards them; which one wins a frame depends on the audio, so different
-    clips read differently). `speaks=""` gives a recogniser that never hears a word (every frame is blank).
-    Its feature encoder has layer norm and an attention mask, like wav2vec2-large-lv60 models; it hears
-    `sampling_rate` audio.
-    """
-    import json
-
-    import torch
-    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2ForCTC, Wav2Vec2Processor
-
-    directory = Path(save_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{char: 3 + i for i, char in enumerate(ASR_CHARACTERS)}}
-    (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    tokenizer = Wav2Vec2CTCTokenizer(str(directory / "vocab.json"), unk_token="<unk>", pad_token="<pad>",
-                                     word_delimiter_token="|")
-    feature_extractor = Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=sampling_rate, padding_value=0.0, do_normalize=True, return_attention_mask=True
-    )
-    torch.manual_seed(seed)
-    model = Wav2Vec2ForCTC(tiny_audio_config("layer", vocab_size=len(vocab), pad_token_id=0)).eval()
-    with torch.no_grad():
-        model.lm_head.bias.fill_(-10.0)
-        for char in speaks:
-            model.lm_head.bias[vocab[char]] = 5.0
-        if not speaks:
-            model.lm_head.bias[vocab["<pad>"]] = 50.0  # the CTC blank
-    model.save_pretrained(directory)
-    Wav2Vec2Processor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(directory)
-    return directory
-
-
-
-__all__ = ["tiny_speech_recognizer"]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Pretrained-encoder folders and the construction paths of the contract tests (tests/test_contracts.py).
 
 WAV2VEC2_BASE_FEATURE_EXTRACTOR = dict(
     feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False
@@ -294,7 +244,7 @@ def build_from_encoder_folders(case: ContractCase, folders: dict[str, Path], see
     initialised from `seed`; `kwargs` go to `from_text_audio_pretrained` (dtype, attn_implementation, ...)."""
     import torch
 
-    from .modeling_klue_wav2vec2 import KlueWav2Vec2ForEmotion
+    from kemd_emotion.modeling_klue_wav2vec2 import KlueWav2Vec2ForEmotion
 
     torch.manual_seed(seed)
     return KlueWav2Vec2ForEmotion.from_text_audio_pretrained(
@@ -305,7 +255,7 @@ def build_from_encoder_folders(case: ContractCase, folders: dict[str, Path], see
 def build_from_config(case: ContractCase, vocab_size: int, state_dict=None, **config_kwargs):
     """Path "config": `KlueWav2Vec2ForEmotion(config)` with the encoder configs of `save_encoder_folders` and, when
     given, the weights of `state_dict` (so that it is the same model as one built on another path)."""
-    from .modeling_klue_wav2vec2 import KlueWav2Vec2ForEmotion
+    from kemd_emotion.modeling_klue_wav2vec2 import KlueWav2Vec2ForEmotion
 
     config = KlueWav2Vec2EmotionConfig(
         text_config=TEXT_ENCODERS[case.text_encoder](vocab_size=vocab_size),
@@ -317,29 +267,3 @@ def build_from_config(case: ContractCase, vocab_size: int, state_dict=None, **co
     if state_dict is not None:
         model.load_state_dict(state_dict)
     return model.eval()
-
-
-__all__ += [
-    "WAV2VEC2_BASE_FEATURE_EXTRACTOR",
-    "TEXT_ENCODERS",
-    "TEXT_TOKENIZERS",
-    "AUDIO_ENCODERS",
-    "MATRIX_TEXT_ENCODERS",
-    "MATRIX_AUDIO_ENCODERS",
-    "PAPER_FUSIONS",
-    "PAPER_AUDIO_REPRESENTATIONS",
-    "ENCODER_CASES",
-    "WHISPER_CASES",
-    "FEATURE_ENCODER_PREFIXES",
-    "is_feature_encoder_parameter",
-    "audio_family",
-    "CONSTRUCTION_PATHS",
-    "FULL_SIZE_TEXT_ENCODERS",
-    "FULL_SIZE_AUDIO_ENCODERS",
-    "ContractCase",
-    "contract_cases",
-    "save_encoder_folders",
-    "processor_for_encoders",
-    "build_from_encoder_folders",
-    "build_from_config",
-]
