@@ -18,7 +18,7 @@ import soundfile
 from _common import describe_machine, timeit
 from kemd_emotion.data import KemdyCollator
 from kemd_emotion.processing_klue_wav2vec2 import load_audio, to_mono
-from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_processor
+from kemd_emotion.small_encoders import DEFAULT_TEXTS, tiny_processor
 
 
 class WholeFileCollator(KemdyCollator):

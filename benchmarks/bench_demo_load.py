@@ -45,7 +45,7 @@ def tiny_checkpoint(directory: Path) -> Path:
 
     from kemd_emotion import KlueWav2Vec2ForEmotion
     from kemd_emotion.hub import save_checkpoint
-    from kemd_emotion.testing_utils import tiny_config, tiny_processor
+    from kemd_emotion.small_encoders import tiny_config, tiny_processor
 
     processor = tiny_processor(max_audio_seconds=2.0)
     torch.manual_seed(0)

@@ -28,7 +28,7 @@ from kemd_emotion import KlueWav2Vec2ForEmotion, KlueWav2Vec2Processor, OnnxKlue
 from kemd_emotion.hub import save_checkpoint
 from kemd_emotion.metrics import compute_emotion_metrics
 from kemd_emotion.onnx import export_onnx
-from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_processor
+from kemd_emotion.small_encoders import DEFAULT_TEXTS, tiny_processor
 
 from _common import describe_machine, fake_batch, full_size_model
 

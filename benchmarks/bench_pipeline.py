@@ -20,7 +20,7 @@ from transformers import pipeline
 import kemd_emotion  # noqa: F401  (registers the task)
 from kemd_emotion import KlueWav2Vec2ForEmotion
 from kemd_emotion.hub import save_checkpoint
-from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_config, tiny_processor
+from kemd_emotion.small_encoders import DEFAULT_TEXTS, tiny_config, tiny_processor
 
 from _common import describe_machine, full_size_model, timeit
 

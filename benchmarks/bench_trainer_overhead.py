@@ -17,7 +17,7 @@ from transformers import TrainingArguments
 
 from _common import describe_machine, fake_batch
 from kemd_emotion import KlueWav2Vec2ForEmotion
-from kemd_emotion.testing_utils import tiny_config
+from kemd_emotion.small_encoders import tiny_config
 from kemd_emotion.trainer import EmotionTrainer
 
 

@@ -42,7 +42,7 @@ import torch
 
 from _common import describe_machine, fake_batch, full_size_model
 from kemd_emotion import KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion
-from kemd_emotion.testing_utils import tiny_audio_config, tiny_text_config
+from kemd_emotion.small_encoders import tiny_audio_config, tiny_text_config
 
 
 def sample_model() -> KlueWav2Vec2ForEmotion:
@@ -64,8 +64,9 @@ TEXTS = ["음", "약속을 어겨서 너무 화나요", "오늘 정말 행복해
 def real_worker(arm: str, steps: int, text_model: str, audio_model: str) -> dict:
     """One arm in this process: build, one warm-up step, `steps` timed steps; times and peak resident memory."""
     import numpy as np
+    from transformers import AutoFeatureExtractor, AutoTokenizer
 
-    from kemd_emotion.testing_utils import processor_for_encoders
+    from kemd_emotion import KlueWav2Vec2Processor
 
     freeze, checkpointing = REAL_ARMS[arm]
     torch.manual_seed(0)
@@ -74,7 +75,9 @@ def real_worker(arm: str, steps: int, text_model: str, audio_model: str) -> dict
         freeze_feature_encoder=freeze).train()
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    processor = processor_for_encoders(text_model, audio_model)
+    # The processor a user builds around two pretrained encoders: their own tokenizer and feature extractor.
+    processor = KlueWav2Vec2Processor(AutoFeatureExtractor.from_pretrained(audio_model),
+                                      AutoTokenizer.from_pretrained(text_model))
     rng = np.random.default_rng(0)
     clips = [0.1 * rng.standard_normal(int(16000 * seconds)).astype(np.float32)
              for seconds in np.linspace(2.0, 5.0, len(TEXTS))]

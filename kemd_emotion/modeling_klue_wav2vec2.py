@@ -612,7 +612,7 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
     ```python
     >>> import torch
     >>> from kemd_emotion import KlueWav2Vec2ForEmotion
-    >>> from kemd_emotion.testing_utils import tiny_config
+    >>> from kemd_emotion.small_encoders import tiny_config
     >>> model = KlueWav2Vec2ForEmotion(tiny_config(fusion="add")).eval()
     >>> out = model(input_ids=torch.tensor([[2, 5, 3]]), input_values=torch.randn(1, 8000))
     >>> out.logits.shape, out.regression.shape

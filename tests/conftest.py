@@ -12,7 +12,7 @@ import torch
 
 from helpers import real_weights
 from kemd_emotion import KlueWav2Vec2ForEmotion
-from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_config, tiny_processor as build_tiny_processor
+from kemd_emotion.small_encoders import DEFAULT_TEXTS, tiny_config, tiny_processor as build_tiny_processor
 
 # Under pytest-xdist (`make test`: one worker per core, a whole module per worker) each worker gets its share of
 # the cores, so that the workers do not fight over them; alone, two threads as on the CI machine.

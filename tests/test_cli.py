@@ -103,8 +103,8 @@ def test_predict_long_recording_in_windows(capsys, checkpoint, tmp_path):
 
 
 def test_predict_transcribes_files_without_transcript_with_asr_model(capsys, checkpoint, reference, tmp_path):
+    from helpers.speech_recognizer import tiny_speech_recognizer
     from kemd_emotion import load_audio
-    from kemd_emotion.testing_utils import tiny_speech_recognizer
 
     asr = tiny_speech_recognizer(tmp_path / "asr")
     folder = tmp_path / "clips"

@@ -1,6 +1,6 @@
 """Same outputs on every construction path and every padding, and the transformers contracts, on the paths users take.
 
-Every model here exists four ways (kemd_emotion.testing_utils.CONSTRUCTION_PATHS): built from a config, built with
+Every model here exists four ways (helpers.contract_matrix.CONSTRUCTION_PATHS): built from a config, built with
 `from_text_audio_pretrained` from encoder folders saved with `save_pretrained` (tokenizer and feature extractor beside
 them with the real checkpoints' settings: `do_lower_case=False`, `return_attention_mask=False`, `do_normalize=True`),
 reloaded with `from_pretrained`, and loaded with `trust_remote_code` in a fresh interpreter where kemd_emotion cannot
@@ -22,19 +22,7 @@ import torch
 from transformers import AutoModel, pipeline
 
 from helpers.audio import speech_like
-from helpers.contract_probes import (
-    attention_report,
-    batch_and_alone,
-    checkpointing_gradients,
-    export_outputs,
-    forward_outputs,
-    parameter_report,
-    pipeline_outputs,
-    rare_emotion_report,
-)
-from helpers.fresh_process import BLOCK_KEMD_EMOTION
-from kemd_emotion import KlueWav2Vec2ForEmotion
-from kemd_emotion.testing_utils import (
+from helpers.contract_matrix import (
     CONSTRUCTION_PATHS,
     ENCODER_CASES,
     TEXT_ENCODERS,
@@ -48,6 +36,18 @@ from kemd_emotion.testing_utils import (
     processor_for_encoders,
     save_encoder_folders,
 )
+from helpers.contract_probes import (
+    attention_report,
+    batch_and_alone,
+    checkpointing_gradients,
+    export_outputs,
+    forward_outputs,
+    parameter_report,
+    pipeline_outputs,
+    rare_emotion_report,
+)
+from helpers.fresh_process import BLOCK_KEMD_EMOTION
+from kemd_emotion import KlueWav2Vec2ForEmotion
 
 TEXTS = ["음", "안녕하세요 오늘 날씨가 정말 좋네요", "그건 너무 화가 나요"]
 CLIP_SECONDS = (0.2, 1.2, 0.6)  # the first clip is padded by more than 80 % in the batch

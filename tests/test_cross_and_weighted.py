@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from helpers.audio import speech_like
 from kemd_emotion import KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion
 from kemd_emotion.modeling_klue_wav2vec2 import CrossModalAttention, CrossModalFusion
-from kemd_emotion.testing_utils import tiny_audio_config, tiny_config, tiny_text_config
+from kemd_emotion.small_encoders import tiny_audio_config, tiny_config, tiny_text_config
 
 TEXTS = ["안녕하세요 오늘 날씨가 정말 좋네요", "음", "그건 너무 화가 나요"]
 

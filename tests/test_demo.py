@@ -195,8 +195,8 @@ def test_demo_command_refuses_bad_options_with_a_message(capsys, tmp_path):
 
 def test_empty_transcript_is_transcribed_when_the_demo_has_a_speech_recogniser(tiny_model_factory, tiny_processor,
                                                                               files, tmp_path):
+    from helpers.speech_recognizer import tiny_speech_recognizer
     from kemd_emotion.hub import save_checkpoint
-    from kemd_emotion.testing_utils import tiny_speech_recognizer
 
     checkpoint = save_checkpoint(tiny_model_factory("cat", seed=4), tiny_processor, tmp_path / "emotion")
     asr = tiny_speech_recognizer(tmp_path / "asr")

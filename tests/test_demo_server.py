@@ -27,7 +27,7 @@ from transformers import pipeline
 
 from kemd_emotion.demo import decision_thresholds
 from kemd_emotion.hub import save_checkpoint
-from kemd_emotion.testing_utils import tiny_processor
+from kemd_emotion.small_encoders import tiny_processor
 
 gradio = pytest.importorskip("gradio", reason="the demo needs Gradio: pip install 'kemd-emotion[demo]'")
 

@@ -12,16 +12,18 @@ import torch
 from transformers import AutoModel
 
 from helpers.audio import speech_like
-from kemd_emotion import KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion, KlueWav2Vec2Processor
-from kemd_emotion.configuration_klue_wav2vec2 import SUPPORTED_AUDIO_MODEL_TYPES, SUPPORTED_TEXT_MODEL_TYPES
-from kemd_emotion.testing_utils import (
+from helpers.contract_matrix import (
     AUDIO_ENCODERS,
-    DEFAULT_TEXTS,
     ENCODER_CASES,
     MATRIX_AUDIO_ENCODERS,
     MATRIX_TEXT_ENCODERS,
     TEXT_ENCODERS,
     WHISPER_CASES,
+)
+from kemd_emotion import KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion, KlueWav2Vec2Processor
+from kemd_emotion.configuration_klue_wav2vec2 import SUPPORTED_AUDIO_MODEL_TYPES, SUPPORTED_TEXT_MODEL_TYPES
+from kemd_emotion.small_encoders import (
+    DEFAULT_TEXTS,
     tiny_audio_config,
     tiny_text_config,
     train_byte_level_bpe_tokenizer,
@@ -168,7 +170,7 @@ def test_roberta_tokenizer_gives_no_token_type_ids_and_lower_casing_electra_is_r
 # ----------------------------------------------------------------------------------------------- Whisper's encoder
 @pytest.fixture(scope="module")
 def whisper_processor():
-    from kemd_emotion.testing_utils import tiny_whisper_processor
+    from kemd_emotion.small_encoders import tiny_whisper_processor
 
     return tiny_whisper_processor(DEFAULT_TEXTS, vocab_size=300)
 
@@ -191,7 +193,7 @@ def test_whisper_encoder_equals_transformers_on_30_s_and_costs_each_clip_its_len
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     from kemd_emotion.modeling_klue_wav2vec2 import whisper_encoder_states
-    from kemd_emotion.testing_utils import tiny_whisper_config
+    from kemd_emotion.small_encoders import tiny_whisper_config
 
     torch.manual_seed(0)
     encoder = WhisperEncoder(tiny_whisper_config()).eval()
@@ -220,7 +222,7 @@ def test_any_whisper_checkpoint_gives_its_encoder(saved_as, tmp_path, whisper_pr
     and no decoder; the fused model then saves and loads like any other."""
     from transformers.models.whisper import modeling_whisper
 
-    from kemd_emotion.testing_utils import tiny_whisper_config, whisper_feature_extractor
+    from kemd_emotion.small_encoders import tiny_whisper_config, whisper_feature_extractor
 
     torch.manual_seed(1)
     whisper = getattr(modeling_whisper, saved_as)(tiny_whisper_config())
@@ -245,7 +247,7 @@ def test_any_whisper_checkpoint_gives_its_encoder(saved_as, tmp_path, whisper_pr
 def test_whisper_bad_inputs_are_named(tmp_path, whisper_processor, tiny_processor):
     from transformers import WhisperForConditionalGeneration
 
-    from kemd_emotion.testing_utils import tiny_whisper_config
+    from kemd_emotion.small_encoders import tiny_whisper_config
 
     WhisperForConditionalGeneration(tiny_whisper_config()).save_pretrained(tmp_path / "whisper")
     with pytest.raises(ValueError, match=r"text_model_name_or_path='.*whisper' is a 'whisper' checkpoint; expected a "

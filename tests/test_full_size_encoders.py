@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.contract_matrix import FULL_SIZE_AUDIO_ENCODERS, FULL_SIZE_TEXT_ENCODERS, save_encoder_folders
 from helpers.fresh_process import BLOCK_KEMD_EMOTION
 
 from kemd_emotion.data import load_kemdy, write_sample_corpus
 from kemd_emotion.experiment.arguments import has_accelerator
-from kemd_emotion.testing_utils import FULL_SIZE_AUDIO_ENCODERS, FULL_SIZE_TEXT_ENCODERS, save_encoder_folders
 
 REPO = Path(__file__).resolve().parents[1]
 

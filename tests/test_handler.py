@@ -224,7 +224,7 @@ def test_long_recording_and_silence_are_answered_in_bounded_time(handler, origin
 
 def test_without_text_a_checkpoint_with_a_speech_recogniser_transcribes(tiny_model_factory, tiny_processor, clips,
                                                                        tmp_path):
-    from kemd_emotion.testing_utils import tiny_speech_recognizer
+    from helpers.speech_recognizer import tiny_speech_recognizer
 
     model = tiny_model_factory("cat", seed=6)
     model.config.asr_model = str(tiny_speech_recognizer(tmp_path / "asr"))  # config.asr_model: the default recogniser

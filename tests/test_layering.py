@@ -19,7 +19,7 @@ LAYERS = (
                          "inputs_klue_wav2vec2", "pipeline_emotion", "transcription_klue_wav2vec2",
                          "onnxruntime_klue_wav2vec2",
                          "evaluate_metric")),
-    ("library", ("kemd_emotion", "wordpiece", "metrics", "data", "testing_utils")),
+    ("library", ("kemd_emotion", "wordpiece", "metrics", "data", "small_encoders")),
     ("training and sharing", ("trainer", "hub", "onnx")),
     ("experiment", ("experiment",)),
     ("interfaces", ("cli", "demo", "handler")),

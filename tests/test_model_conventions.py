@@ -15,8 +15,8 @@ import pytest
 import torch
 from transformers import AutoModel
 
+from helpers.contract_matrix import ContractCase, build_from_config
 from kemd_emotion import KlueWav2Vec2ForEmotion
-from kemd_emotion.testing_utils import ContractCase, build_from_config
 
 VOCAB = 300
 CASES = {

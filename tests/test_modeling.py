@@ -17,7 +17,7 @@ from kemd_emotion.modeling_klue_wav2vec2 import (
     masked_group_norm_tensor_ops,
     pool,
 )
-from kemd_emotion.testing_utils import tiny_audio_config, tiny_config, tiny_text_config
+from kemd_emotion.small_encoders import tiny_audio_config, tiny_config, tiny_text_config
 
 TEXTS = ["안녕하세요 오늘 날씨가 정말 좋네요", "음"]
 

@@ -23,6 +23,7 @@ import pytest
 import soundfile
 import torch
 from helpers.audio import speech_like
+from helpers.contract_matrix import WHISPER_CASES, ContractCase, audio_family, build_from_config, contract_cases
 from helpers.fresh_process import BLOCK_KEMD_EMOTION
 from transformers import pipeline
 
@@ -32,15 +33,7 @@ from kemd_emotion.cli import main
 from kemd_emotion.hub import REMOTE_CODE_FILES, save_checkpoint
 from kemd_emotion.onnx import export_onnx
 from kemd_emotion.onnxruntime_klue_wav2vec2 import default_intra_op_threads, graph_inputs_for
-from kemd_emotion.testing_utils import (
-    DEFAULT_TEXTS,
-    WHISPER_CASES,
-    ContractCase,
-    audio_family,
-    build_from_config,
-    contract_cases,
-    tiny_whisper_processor,
-)
+from kemd_emotion.small_encoders import DEFAULT_TEXTS, tiny_whisper_processor
 
 ATOL = 1e-4
 GRID_ENCODERS = ("wav2vec2-group", "wav2vec2-layer")
@@ -216,8 +209,13 @@ def test_text_encoder_whose_tokenizer_makes_no_token_type_ids_exports(clips, tmp
     """A RoBERTa with its byte-level BPE tokenizer (pad id 1, `<s> ... </s>`, no token_type_ids, as XLM-R's and
     multilingual-e5's SentencePiece tokenizers): the export feeds zeros for the token types, and the onnxruntime
     model gives the eager outputs on a batch without them."""
-    from kemd_emotion.testing_utils import (AUDIO_ENCODERS, build_from_encoder_folders, processor_for_encoders,
-                                            save_encoder_folders, tiny_roberta_config)
+    from helpers.contract_matrix import (
+        AUDIO_ENCODERS,
+        build_from_encoder_folders,
+        processor_for_encoders,
+        save_encoder_folders,
+    )
+    from kemd_emotion.small_encoders import tiny_roberta_config
 
     folders = save_encoder_folders(tmp_path / "encoders", text_encoders={"roberta": tiny_roberta_config},
                                    audio_encoders={"wav2vec2-group": AUDIO_ENCODERS["wav2vec2-group"]})

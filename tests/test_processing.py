@@ -8,7 +8,7 @@ from transformers import Wav2Vec2FeatureExtractor
 
 from helpers.audio import speech_like
 from kemd_emotion import KlueWav2Vec2Processor, load_audio
-from kemd_emotion.testing_utils import train_wordpiece_tokenizer
+from kemd_emotion.small_encoders import train_wordpiece_tokenizer
 
 
 def test_outputs_keep_text_and_audio_masks_apart(tiny_processor, rng):
@@ -176,7 +176,7 @@ def test_padding_false_and_masks_off(tiny_processor, rng):
 def test_wav2vec2_base_feature_extractor_settings_still_give_the_audio_mask(tiny_processor, rng):
     """wav2vec2-base's preprocessor says return_attention_mask=False; the processor still returns the mask and
     normalises each clip over its real samples only, so padding cannot change what the model sees."""
-    from kemd_emotion.testing_utils import WAV2VEC2_BASE_FEATURE_EXTRACTOR
+    from helpers.contract_matrix import WAV2VEC2_BASE_FEATURE_EXTRACTOR
 
     processor = KlueWav2Vec2Processor(Wav2Vec2FeatureExtractor(**WAV2VEC2_BASE_FEATURE_EXTRACTOR), tiny_processor.tokenizer)
     clips = two_clips(rng)
@@ -220,7 +220,7 @@ def test_unknown_keywords_list_the_accepted_ones(tiny_processor):
 # ----------------------------------------------------------------------------------------------- Whisper's features
 @pytest.fixture(scope="module")
 def whisper_processor():
-    from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_whisper_processor
+    from kemd_emotion.small_encoders import DEFAULT_TEXTS, tiny_whisper_processor
 
     return tiny_whisper_processor(DEFAULT_TEXTS, vocab_size=300)
 
@@ -263,7 +263,7 @@ def test_whisper_max_length_padding_and_limits(whisper_processor, rng):
 def test_processor_and_speech_encoder_must_agree(whisper_processor, tiny_processor):
     """A wav2vec2 feature extractor for a Whisper encoder, or the reverse: a ValueError naming the processor and
     what the encoder expects."""
-    from kemd_emotion.testing_utils import tiny_audio_config, tiny_whisper_config
+    from kemd_emotion.small_encoders import tiny_audio_config, tiny_whisper_config
 
     whisper_processor.check_speech_encoder(tiny_whisper_config())
     tiny_processor.check_speech_encoder(tiny_audio_config())

@@ -16,7 +16,7 @@ from transformers import pipeline
 from kemd_emotion import EMOTIONS, KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion
 from kemd_emotion.data import check_folds, hold_out, kfold
 from kemd_emotion.metrics import predict_emotions, tune_decision_thresholds
-from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_config
+from kemd_emotion.small_encoders import DEFAULT_TEXTS, tiny_config
 from kemd_emotion.trainer import EmotionTrainer, EmotionTrainingArguments, automatic_positive_weights
 
 WEIGHTS = [1.0, 9.5, 8.0, 2.0, 1.0, 3.0, 7.5]

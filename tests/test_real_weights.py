@@ -31,19 +31,19 @@ import torch
 from transformers import AutoModel, AutoTokenizer, pipeline
 
 from helpers.audio import speech_like
-from helpers.contract_probes import batch_and_alone, forward_outputs
-from helpers.fresh_process import BLOCK_KEMD_EMOTION
-from helpers.korean_speech import HANGUL, SPOKEN, WHISPER_KOREAN, speak_korean
-from helpers.real_weights import RealWeights
-from kemd_emotion import KlueWav2Vec2ForEmotion
-from kemd_emotion.testing_utils import (
+from helpers.contract_matrix import (
     AUDIO_ENCODERS,
     ContractCase,
     build_from_encoder_folders,
     processor_for_encoders,
     save_encoder_folders,
-    tiny_text_config,
 )
+from helpers.contract_probes import batch_and_alone, forward_outputs
+from helpers.fresh_process import BLOCK_KEMD_EMOTION
+from helpers.korean_speech import HANGUL, SPOKEN, WHISPER_KOREAN, speak_korean
+from helpers.real_weights import RealWeights
+from kemd_emotion import KlueWav2Vec2ForEmotion
+from kemd_emotion.small_encoders import tiny_text_config
 
 pytestmark = pytest.mark.realweights
 

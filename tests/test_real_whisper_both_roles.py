@@ -15,9 +15,9 @@ import torch
 from scipy.signal import resample_poly
 from transformers import WhisperForConditionalGeneration, pipeline
 
+from helpers.contract_matrix import processor_for_encoders
 from helpers.korean_speech import HANGUL, SPOKEN, WHISPER_KOREAN, speak_korean
 from kemd_emotion import KlueWav2Vec2ForEmotion
-from kemd_emotion.testing_utils import processor_for_encoders
 
 pytestmark = pytest.mark.realweights
 

@@ -107,7 +107,12 @@ def test_pretrained_encoders_from_local_folders(tmp_path, sample_dir):
     from transformers import BertModel, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     from kemd_emotion.experiment import main
-    from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_audio_config, tiny_text_config, train_wordpiece_tokenizer
+    from kemd_emotion.small_encoders import (
+        DEFAULT_TEXTS,
+        tiny_audio_config,
+        tiny_text_config,
+        train_wordpiece_tokenizer,
+    )
 
     text_dir, audio_dir = tmp_path / "bert", tmp_path / "wav2vec2"
     tokenizer = train_wordpiece_tokenizer(DEFAULT_TEXTS, vocab_size=200)

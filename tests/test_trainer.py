@@ -10,7 +10,7 @@ from helpers.audio import speech_like
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from kemd_emotion import KlueWav2Vec2ForEmotion
-from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_config
+from kemd_emotion.small_encoders import DEFAULT_TEXTS, tiny_config
 from kemd_emotion.trainer import EmotionTrainer, EmotionTrainingArguments
 
 

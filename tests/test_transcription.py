@@ -16,11 +16,12 @@ import torch
 from helpers.audio import speech_like
 from helpers.fresh_process import BLOCK_KEMD_EMOTION
 from helpers.outputs import flat
+from helpers.speech_recognizer import ASR_CHARACTERS, tiny_speech_recognizer
 from transformers import BertModel, pipeline
 
 from kemd_emotion.pipeline_emotion import TranscriptionError
 from kemd_emotion.processing_klue_wav2vec2 import resample
-from kemd_emotion.testing_utils import ASR_CHARACTERS, DEFAULT_TEXTS, tiny_speech_recognizer, tiny_text_config
+from kemd_emotion.small_encoders import DEFAULT_TEXTS, tiny_text_config
 
 ATOL = 1e-5
 TEXT = "안녕하세요 오늘 날씨가 정말 좋네요"

@@ -17,7 +17,7 @@ from transformers import pipeline
 from kemd_emotion import EMOTIONS, KlueWav2Vec2EmotionConfig, KlueWav2Vec2ForEmotion
 from kemd_emotion.cli import main
 from kemd_emotion.hub import save_checkpoint
-from kemd_emotion.testing_utils import DEFAULT_TEXTS, tiny_text_config, tiny_whisper_config, tiny_whisper_processor
+from kemd_emotion.small_encoders import DEFAULT_TEXTS, tiny_text_config, tiny_whisper_config, tiny_whisper_processor
 
 TEXT = "그건 너무 화가 나요"
 ATOL = 1e-5

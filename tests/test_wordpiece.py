@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from kemd_emotion.testing_utils import SPECIAL_TOKENS, train_wordpiece_tokenizer
+from kemd_emotion.small_encoders import SPECIAL_TOKENS, train_wordpiece_tokenizer
 from kemd_emotion.wordpiece import split_words, train_wordpiece_vocabulary
 
 

@@ -127,7 +127,7 @@ def build_model(model_args, fusion: str, vocab_size: int, seed: int) -> KlueWav2
             model_args.audio_model if fusion != "text" else None,
             **options,
         )
-    from ..testing_utils import tiny_audio_config, tiny_text_config
+    from ..small_encoders import tiny_audio_config, tiny_text_config
 
     width, layers = model_args.sample_hidden_size, model_args.sample_num_layers
     config = KlueWav2Vec2EmotionConfig(

@@ -103,7 +103,7 @@ def load_or_build_processor(directory: Path, model_args, data_args, texts, is_ma
         else:
             feature_extractor = Wav2Vec2FeatureExtractor(return_attention_mask=True)
     else:
-        from ..testing_utils import train_wordpiece_tokenizer
+        from ..small_encoders import train_wordpiece_tokenizer
 
         logger.info("Training a %d-word WordPiece vocabulary on the corpus' texts (offline, deterministic).",
                     model_args.sample_vocab_size)
