@@ -40,6 +40,7 @@ from .configuration_klue_wav2vec2 import (
     SUPPORTED_AUDIO_MODEL_TYPES,
     SUPPORTED_TEXT_MODEL_TYPES,
     KlueWav2Vec2EmotionConfig,
+    fusion_modalities,
     whisper_max_frames,
 )
 
@@ -629,7 +630,7 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
     ):
         super().__init__(config)
         config.check_values()
-        self.main_input_name = config.audio_input_name if config.fusion == "speech" else "input_ids"
+        self.main_input_name = "input_ids" if config.uses_text else config.audio_input_name
 
         self.text_model = None
         if config.uses_text:
@@ -768,8 +769,9 @@ class KlueWav2Vec2ForEmotion(KlueWav2Vec2PreTrainedModel):
                 model = AutoModel.from_pretrained(name_or_path, **roles[role])
             return model, model.config
 
-        text_model, text_config = load(text_model_name_or_path, fusion != "speech", "text")
-        audio_model, audio_config = load(audio_model_name_or_path, fusion != "text", "audio")
+        reads_text, reads_audio = fusion_modalities(fusion)
+        text_model, text_config = load(text_model_name_or_path, reads_text, "text")
+        audio_model, audio_config = load(audio_model_name_or_path, reads_audio, "audio")
         loaded_dtypes = {role: model.dtype for role, model in (("text", text_model), ("audio", audio_model)) if model is not None}
         if len(set(loaded_dtypes.values())) > 1:
             found = " and ".join(f"the {role} encoder in {value}" for role, value in loaded_dtypes.items())

@@ -153,7 +153,7 @@ class OnnxKlueWav2Vec2ForEmotion:
         self.config = config
         self.onnx_config = onnx_config
         self.name_or_path = folder or ""
-        self.main_input_name = config.audio_input_name if config.fusion == "speech" else "input_ids"
+        self.main_input_name = "input_ids" if config.uses_text else config.audio_input_name
         self.input_names = tuple(graph_input.name for graph_input in session.get_inputs())
         self.input_dtypes = {graph_input.name: ONNX_TYPES.get(graph_input.type, np.float32)
                              for graph_input in session.get_inputs()}

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from transformers import Pipeline
 
+from .configuration_klue_wav2vec2 import fusion_modalities
 from .processing_klue_wav2vec2 import SAMPLING_RATE, resample
 
 ASR_TASK = "automatic-speech-recognition"
@@ -96,7 +97,7 @@ def check_on_empty_transcript(value, fusion: str) -> str:
             f"on_empty_transcript={value!r} is not supported; expected one of "
             f"{', '.join(map(repr, ON_EMPTY_TRANSCRIPT))}."
         )
-    if value == "speech_only" and fusion == "text":
+    if value == "speech_only" and not fusion_modalities(fusion)[1]:
         raise ValueError(
             "on_empty_transcript='speech_only' scores a wordless clip from its speech, but this checkpoint "
             "(fusion='text') has no speech branch."

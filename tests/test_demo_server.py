@@ -168,10 +168,11 @@ def test_api_bad_inputs_get_clear_errors_and_the_server_keeps_answering(client, 
 
     good = classifier({"text": TEXT, "audio": str(files["short"])})
     bad = [
-        ((handle_file(str(files["not_audio"])), TEXT), r"'not_audio.wav' is not an audio file this demo can read"),
-        ((handle_file(str(files["short"])), ""), r"The transcript is empty: type or paste what is said"),
-        ((handle_file(str(files["short"])), None), r"The transcript is empty"),
-        ((None, TEXT), r"There is no recording"),
+        ((handle_file(str(files["not_audio"])), TEXT), r"The recording \('not_audio.wav'\) could not be read as audio"),
+        ((handle_file(str(files["short"])), ""), r"The transcript is missing: this model reads the transcript. Type or "
+                                                 r"paste what is said"),
+        ((handle_file(str(files["short"])), None), r"The transcript is missing"),
+        ((None, TEXT), r"The recording is missing: this model listens to speech. Upload an audio file"),
     ]
     for inputs, message in bad:
         with pytest.raises(AppError, match=message):
@@ -341,12 +342,13 @@ def test_browser_non_audio_file_shows_a_clear_error_and_the_page_keeps_working(b
     upload(browser, files["not_audio"])  # a .wav name, text inside: reaches the server
     wait_uploaded(browser, files["not_audio"].name)
     submit(browser, TEXT)
-    messages = wait_for(browser, lambda d: [t for t in toasts(d) if "not an audio file" in t], what="the error")
+    messages = wait_for(browser, lambda d: [t for t in toasts(d) if "could not be read as audio" in t],
+                        what="the error")
     wait_for(browser, lambda d: status_text(d).startswith("Not analysed."), what="the status to say so")
     time.sleep(0.5)  # the message box fades in
     browser.save_screenshot(str(ARTIFACTS / "not_audio.png"))
     assert messages[0].startswith("Error")
-    assert "'not_audio.wav' is not an audio file this demo can read (WAV, FLAC, OGG or MP3)" in messages[0]
+    assert "The recording ('not_audio.wav') could not be read as audio (WAV, FLAC, OGG or MP3)" in messages[0]
     assert "Traceback" not in browser.page_source and "File \"" not in messages[0]
 
     # A file the browser itself refuses (not audio by type) is named too.

@@ -123,6 +123,13 @@ def test_the_rules_have_one_value_each():
         (True, False), (False, True), (True, True), (True, True), (True, True)]
 
 
+def test_the_evaluate_metrics_own_copy_of_the_default_threshold_agrees():
+    from kemd_emotion.configuration_klue_wav2vec2 import DEFAULT_DECISION_THRESHOLD
+    from kemd_emotion.metrics import THRESHOLD  # the self-contained evaluate module's copy (it is pushed on its own)
+
+    assert THRESHOLD == DEFAULT_DECISION_THRESHOLD
+
+
 def test_shortest_clip_and_thresholds_come_from_the_config(tiny_model_factory):
     config = tiny_model_factory("cat").config
     assert config.min_audio_samples == min_audio_samples(config.audio_config) == 400  # wav2vec2-base's conv stack

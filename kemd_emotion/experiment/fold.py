@@ -24,7 +24,7 @@ import numpy as np
 from transformers import TrainerCallback, set_seed
 from transformers.trainer import TRAINING_ARGS_NAME
 
-from ..configuration_klue_wav2vec2 import EMOTIONS, KlueWav2Vec2EmotionConfig
+from ..configuration_klue_wav2vec2 import EMOTIONS, KlueWav2Vec2EmotionConfig, fusion_modalities
 from ..hub import PICKLE_SUFFIXES
 from ..metrics import compute_emotion_metrics, majority_baseline, tune_decision_thresholds, tuned_emotion_scores
 from ..modeling_klue_wav2vec2 import KlueWav2Vec2ForEmotion
@@ -122,9 +122,10 @@ def build_model(model_args, fusion: str, vocab_size: int, seed: int) -> KlueWav2
                    emotion_pos_weight=parse_positive_weight(model_args.emotion_pos_weight))
     set_seed(seed)
     if model_args.text_model is not None or model_args.audio_model is not None:
+        reads_text, reads_audio = fusion_modalities(fusion)
         return KlueWav2Vec2ForEmotion.from_text_audio_pretrained(
-            model_args.text_model if fusion != "speech" else None,
-            model_args.audio_model if fusion != "text" else None,
+            model_args.text_model if reads_text else None,
+            model_args.audio_model if reads_audio else None,
             **options,
         )
     from ..small_encoders import tiny_audio_config, tiny_text_config

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from ..configuration_klue_wav2vec2 import EMOTIONS
+from ..configuration_klue_wav2vec2 import DEFAULT_DECISION_THRESHOLD, EMOTIONS, fusion_modalities
 from ..data import detect_release
 from ..hub import add_pipeline_files
-from ..metrics import THRESHOLD, TUNED_SUFFIX, compute_emotion_metrics, predict_emotions
+from ..metrics import TUNED_SUFFIX, compute_emotion_metrics, predict_emotions
 from .rows import MODIFIER_TITLES, parse_row
 from .run_directory import PREDICTIONS, RUN_ARGS, finished_runs, read_json
 
@@ -125,7 +125,7 @@ def load_run(run_dir: str | os.PathLike, row: str) -> RunResults:
                     if key in arrays:
                         pooled.setdefault(key, []).append(np.asarray(arrays[key], dtype=np.float64))
                 if "logits" in arrays:
-                    thresholds = run["metrics"].get("decision_thresholds") or THRESHOLD
+                    thresholds = run["metrics"].get("decision_thresholds") or DEFAULT_DECISION_THRESHOLD
                     pooled.setdefault("predicted", []).append(predict_emotions(arrays["logits"], thresholds))
     predictions = {key: np.concatenate(parts) for key, parts in pooled.items()}
     return RunResults(
@@ -163,7 +163,7 @@ def plot_emotions(run: RunResults, path: str | os.PathLike, threshold: float | N
     tuned = threshold is None and run.summary(f"f1_macro{TUNED_SUFFIX}") is not None
     predicted = run.predictions.get("predicted") if threshold is None else None
     if predicted is None:
-        predicted = predict_emotions(logits, THRESHOLD if threshold is None else threshold)
+        predicted = predict_emotions(logits, DEFAULT_DECISION_THRESHOLD if threshold is None else threshold)
     support = labels.sum(axis=0)
     # shares[i, j]: of the utterances labelled i, the fraction for which j was predicted.
     shares = (labels.T.astype(np.float64) @ predicted.astype(np.float64)) / np.maximum(support, 1)[:, None]
@@ -186,7 +186,8 @@ def plot_emotions(run: RunResults, path: str | os.PathLike, threshold: float | N
 
     per_class = [run.summary(f"f1_{name}{TUNED_SUFFIX if tuned else ''}") for name in EMOTIONS]
     if all(stats is None for stats in per_class):  # older runs: compute from the pooled predictions
-        pooled = compute_emotion_metrics(logits, labels, threshold=THRESHOLD if threshold is None else threshold)
+        pooled = compute_emotion_metrics(
+            logits, labels, threshold=DEFAULT_DECISION_THRESHOLD if threshold is None else threshold)
         per_class = [(pooled[f"f1_{name}"], None, []) for name in EMOTIONS]
     means = np.array([100 * (stats[0] if stats else 0.0) for stats in per_class])
     spreads = np.array([100 * (stats[1] or 0.0) if stats else 0.0 for stats in per_class])
@@ -268,7 +269,7 @@ def build_model_card(
     """
     facts = _protocol(run)
     dataset_type, dataset_name = facts["dataset_type"], facts["dataset_name"]
-    task_type = "text-classification" if run.fusion == "text" else "audio-classification"
+    task_type = "audio-classification" if fusion_modalities(run.fusion)[1] else "text-classification"
     eval_results = []
     for key, metric_type, config, name in CARD_METRICS:
         stats = run.summary(key)
@@ -397,6 +398,7 @@ def _protocol(run: RunResults) -> dict:
     """The facts the card states, from run_args.json and the fold metrics, with NOT_RECORDED where unknown."""
     args = run.run_args
     split, data, model, training = (args.get(key) or {} for key in ("split", "data", "model", "training"))
+    reads_text, reads_audio = fusion_modalities(run.fusion)
     sample = bool(split.get("sample_size")) or (not data.get("data_dir") and "sample_size" in data)
     release = split.get("dataset_name") or data.get("dataset_name")
     if not release and sample:
@@ -446,10 +448,10 @@ def _protocol(run: RunResults) -> dict:
         "regression_loss": {"mse": "mean squared error", "ccc": "1 - CCC"}.get(model.get("regression_loss"), "MSE"),
         "emotion_loss": _emotion_loss_text((run.final_info or {}).get("emotion_pos_weight")
                                            or first.get("emotion_pos_weight")),
-        "text_model": text_model or (small if run.fusion != "speech" else "not used"),
-        "audio_model": audio_model or (small if run.fusion != "text" else "not used"),
-        "text_model_id": text_model if run.fusion != "speech" else None,
-        "audio_model_id": audio_model if run.fusion != "text" else None,
+        "text_model": text_model or (small if reads_text else "not used"),
+        "audio_model": audio_model or (small if reads_audio else "not used"),
+        "text_model_id": text_model if reads_text else None,
+        "audio_model_id": audio_model if reads_audio else None,
         "fusion": run.fusion,
         "fusion_description": _fusion_description(run.row),
         "weights_origin": weights,
@@ -470,7 +472,7 @@ def _threshold_text(run: RunResults, threshold: float | None) -> str:
         listed = ", ".join(f"{name} {value:.2f}" for name, value in zip(EMOTIONS, saved))
         return ("above its own threshold (`config.decision_thresholds`, tuned on a slice held out from the training "
                 f"rows: the best F1 per emotion there): {listed}")
-    return f"above {THRESHOLD if threshold is None else threshold:g}"
+    return f"above {DEFAULT_DECISION_THRESHOLD if threshold is None else threshold:g}"
 
 
 def _description(run: RunResults, facts: dict) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..configuration_klue_wav2vec2 import AUDIO_REPRESENTATIONS, FUSIONS
+from ..configuration_klue_wav2vec2 import AUDIO_REPRESENTATIONS, FUSIONS, fusion_modalities
 
 PROSODY_FUSION = "prosody"
 """A row that is not a model fusion: eGeMAPS functionals with a linear head (`kemd_emotion.experiment.prosody_row`)."""
@@ -102,7 +102,7 @@ def parse_row(name: str) -> TableRow:
         options.update(MODIFIERS[modifier])
     if fusion == PROSODY_FUSION and set(options) - {"fusion", "emotion_pos_weight"}:
         raise ValueError(f"row {name!r}: the prosody row takes only the posweight modifier.")
-    if fusion == "text" and "audio_representation" in options:
+    if fusion in FUSIONS and not fusion_modalities(fusion)[1] and "audio_representation" in options:
         raise ValueError(f"row {name!r}: a text-only row has no speech features to choose.")
     return TableRow("+".join([fusion, *modifiers]), fusion, tuple(modifiers), options)
 
