@@ -292,10 +292,12 @@ def _load_pipeline(args: argparse.Namespace):
 # ---------------------------------------------------------------------------------------------------- card, push
 def run_card(args: argparse.Namespace) -> int:
     from .experiment.model_card import write_model_card
+    from .experiment.rows import PROSODY_FUSION, parse_row
     from .experiment.run_directory import finished_runs, row_folders
 
     run_dir = Path(args.run_dir)
-    rows = [args.row] if args.row else [name for name in row_folders(run_dir) if finished_runs(run_dir, name)]
+    rows = [args.row] if args.row else [name for name in row_folders(run_dir) if finished_runs(run_dir, name)
+                                        and parse_row(name).fusion != PROSODY_FUSION]  # the baseline has no card
     if not rows:
         raise CommandError(f"{str(run_dir)!r} holds no finished fold ({{row}}/[seed*/]fold*/metrics.json).")
     if args.checkpoint_dir and len(rows) > 1:

@@ -97,6 +97,12 @@ def test_missing_run_is_a_clear_error(tmp_path):
         write_model_card(tmp_path, "cat")
 
 
+def test_the_prosody_baseline_gets_no_card(tmp_path):
+    with pytest.raises(ValueError, match=r"^row 'prosody\+posweight' is the eGeMAPS baseline .* not a transformers "
+                                         r"model: it gets no model card"):
+        write_model_card(tmp_path, "prosody+posweight")
+
+
 def test_load_run_pools_the_folds(tmp_path):
     run = load_run(make_run_dir(tmp_path / "run", num_folds=2, per_fold=10), "cat")
     assert run.predictions["logits"].shape == (20, 7)

@@ -32,7 +32,7 @@ from ..configuration_klue_wav2vec2 import DEFAULT_DECISION_THRESHOLD, EMOTIONS, 
 from ..data import detect_release
 from ..hub import add_pipeline_files
 from ..metrics import TUNED_SUFFIX, compute_emotion_metrics, predict_emotions
-from .rows import MODIFIER_TITLES, parse_row
+from .rows import MODIFIER_TITLES, PROSODY_FUSION, parse_row
 from .run_directory import PREDICTIONS, RUN_ARGS, finished_runs, read_json
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -374,7 +374,15 @@ def write_model_card(
 
     Returns:
         The path of README.md.
+
+    Raises:
+        ValueError: for the prosody row, a baseline (a linear head on openSMILE's eGeMAPS functionals, saved as
+            ``prosody_head.json``) that is not a transformers model: a card's pipeline and protocol would be false.
     """
+    if parse_row(row).fusion == PROSODY_FUSION:
+        raise ValueError(f"row {row!r} is the eGeMAPS baseline (a linear head on openSMILE functionals, "
+                         "prosody_head.json), not a transformers model: it gets no model card. Its scores are in the "
+                         "run's summary.")
     run = load_run(run_dir, row)
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else Path(run_dir) / row / "final"
     directory.mkdir(parents=True, exist_ok=True)
