@@ -59,7 +59,8 @@ META_KEYS = ("start", "end", "is_last", "transcript", "transcript_source")
 ERRORS = ("raise", "return")
 """`errors=`: raise for the first bad input of a call, or return `{"error": ...}` in its place."""
 GROUP_SIZE = 64
-"""Inputs of a list read (decoded), transcribed and scored together: memory holds one group's recordings."""
+"""Inputs of a list read (decoded), transcribed and scored together (or `batch_size`, if larger): memory holds one
+group's recordings."""
 
 
 def transcript_of(model_outputs: list[dict]) -> dict:
@@ -283,8 +284,9 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         asr = self._transcription_settings(kwargs)
         if isinstance(inputs, (list, tuple)):
             outputs, failed = [], {}
-            for start in range(0, len(inputs), GROUP_SIZE):
-                group = self._read_group(inputs[start:start + GROUP_SIZE], start, errors, max_seconds)
+            size = max(GROUP_SIZE, kwargs.get("batch_size", self._batch_size) or 1)
+            for start in range(0, len(inputs), size):
+                group = self._read_group(inputs[start:start + size], start, errors, max_seconds)
                 outputs.extend(self._score_group(group, kwargs, asr, errors, failed))
             if failed:  # errors="raise": the inputs that were transcribed are still scored; the error carries them
                 raise TranscriptionError({problem.index: str(problem) for problem in failed.values()}, outputs)

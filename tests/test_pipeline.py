@@ -282,6 +282,21 @@ def test_errors_return_answers_a_bad_input_with_its_error_and_scores_the_others(
     assert re.match(r"(?s)^input" + message, single["message"])
 
 
+def test_lists_are_read_and_scored_group_by_group_with_the_same_answers(pipe, clip, monkeypatch):
+    import kemd_emotion.pipeline_emotion as module
+
+    items = [{"text": TEXT, "audio": clip[: 4000 * (1 + i)]} for i in range(5)]
+    alone = [flat(pipe(item)) for item in items]
+    monkeypatch.setattr(module, "GROUP_SIZE", 2)
+    for got, want in zip(pipe(items, batch_size=1), alone):
+        np.testing.assert_allclose(flat(got), want, atol=ATOL)
+    bad = [*items[:3], {"text": TEXT}, items[4]]
+    answers = pipe(bad, errors="return", batch_size=1)
+    assert answers[3]["error"]["index"] == 3 and flat(answers[4]).tolist() == pytest.approx(alone[4].tolist(), abs=ATOL)
+    with pytest.raises(InputError, match=r"^inputs\[3\]\['audio'\] is missing"):
+        pipe(bad, batch_size=1)
+
+
 def test_errors_return_over_a_generator_answers_lazily_in_order(pipe, clip):
     good = {"text": TEXT, "audio": clip}
     stream = pipe((item for item in [good, {"text": TEXT}, good]), errors="return")
