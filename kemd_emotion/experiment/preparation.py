@@ -40,15 +40,17 @@ def load_corpus(data_args, output_dir: Path, is_main: bool):
     return dataset, str(data_dir)
 
 
-def audio_problem(path: str, max_seconds: float | None) -> str | None:
-    """Why the clip at `path` cannot be used (unreadable, not finite, under 25 ms once cropped), or None.
+def audio_problem(path: str, max_seconds: float | None, start: float | None = None,
+                  end: float | None = None) -> str | None:
+    """Why the clip at `path` (from `start` to `end` seconds, a manifest's segment, when given) cannot be used
+    (unreadable, not finite, under 25 ms once cropped), or None.
 
     The same reading and checks as the collator's, so a clip that passes here is never dropped from a batch.
     """
     from ..data.collator import read_clip
 
     try:
-        read_clip(path, SAMPLING_RATE, max_seconds, name=f"audio file {path!r}")
+        read_clip(path, SAMPLING_RATE, max_seconds, name=f"audio file {path!r}", start=start, end=end)
     except ValueError as error:
         return str(error)
     return None
@@ -69,10 +71,13 @@ def drop_unusable_audio(dataset, record: Path, max_seconds: float | None, is_mai
         from tqdm.auto import tqdm
 
         problems = {}
-        rows = zip(dataset["segment_id"], dataset["audio"])
-        for segment_id, path in tqdm(rows, total=len(dataset), desc="checking audio", unit="clip",
-                                     disable=disable_tqdm):
-            problem = audio_problem(path, max_seconds)
+        segmented = "start" in dataset.column_names
+        starts = dataset["start"] if segmented else [None] * len(dataset)
+        ends = dataset["end"] if segmented else [None] * len(dataset)
+        rows = zip(dataset["segment_id"], dataset["audio"], starts, ends)
+        for segment_id, path, start, end in tqdm(rows, total=len(dataset), desc="checking audio", unit="clip",
+                                                 disable=disable_tqdm):
+            problem = audio_problem(path, max_seconds, start, end)
             if problem is not None:
                 problems[segment_id] = problem
         write_json(record, problems)
