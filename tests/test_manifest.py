@@ -185,3 +185,64 @@ def test_json_lines_with_a_bad_line(folder):
     dataset, labels, report = load_manifest(path, return_report=True)
     assert report.skipped == {"malformed_row": [2]}
     assert dataset["emotion"] == [["happy", "neutral"], ["sad"]] and labels == ["happy", "neutral", "sad"]
+
+
+# ------------------------------------------------------------------------------------------------ the experiment
+def _experiment(output_dir, *argv):
+    from kemd_emotion.experiment import Experiment, parse_arguments
+
+    return Experiment(*parse_arguments([
+        "--output_dir", str(output_dir), "--use_cpu", "true", "--num_folds", "2", "--fold_by", "session",
+        "--rows", "cat", "--num_train_epochs", "1", "--per_device_train_batch_size", "4",
+        "--per_device_eval_batch_size", "4", "--sample_vocab_size", "300", "--disable_tqdm", "true", *argv]))
+
+
+def test_the_experiment_runs_on_a_manifest_with_the_releases_folds(corpora, tmp_path):
+    """--manifest (with its own Korean column names) gives the rows, session folds and split of --data_dir, and
+    runs end to end."""
+    root, manifests = corpora
+    release = manifests["kemdy20"].root
+    built = load_kemdy(release, cache_dir=tmp_path / "cache")
+    frame = pd.read_csv(write_manifest(built, tmp_path / "corpus" / "plain.csv", absolute_paths=True), dtype=str,
+                        keep_default_na=False)
+    renamed = {"audio": "음성", "text": "발화문", "emotion": "감정", "session": "세션"}
+    path = tmp_path / "corpus" / "my_corpus.csv"
+    frame.rename(columns=renamed).to_csv(path, index=False)
+    columns = ",".join(f"{ours}={theirs}" for ours, theirs in renamed.items())
+
+    from_release = _experiment(tmp_path / "release_run", "--data_dir", release, "--cache_dir", str(tmp_path / "c2"))
+    from_release.prepare()
+    from_manifest = _experiment(tmp_path / "manifest_run", "--manifest", str(path), "--manifest_columns", columns)
+    from_manifest.prepare()
+    assert from_manifest.dataset.to_list() == from_release.dataset.to_list()
+    assert from_manifest.split_sha256 == from_release.split_sha256
+    assert [test.tolist() for _, test in from_manifest.folds] == [test.tolist() for _, test in from_release.folds]
+
+    summary = from_manifest.run()
+    assert summary["complete"] and list(summary["rows"]) == ["cat"] and summary["dataset"] == str(path)
+    run_args = json.loads((tmp_path / "manifest_run" / "run_args.json").read_text())
+    assert run_args["split"]["manifest"] == str(path) and run_args["fingerprint"]["manifest"] == str(path)
+    assert (tmp_path / "manifest_run" / "cat" / "fold1" / "metrics.json").exists()
+    assert (tmp_path / "manifest_run" / "summary.md").exists()
+
+
+def test_the_experiment_refuses_what_a_manifest_cannot_give_yet(folder, tmp_path):
+    header = ["audio", "text", "emotion", "arousal", "valence", "speaker"]
+    rows = [[f"audio/{name}.wav", "네", label, "3", "3", f"s{i}"] for i, (name, label) in
+            enumerate([("a", "기쁨"), ("b", "슬픔"), ("c", "happy"), ("d", "sad")])]
+    korean = _write_csv(folder / "korean.csv", header, rows)
+    with pytest.raises(ValueError, match=r"labels \['기쁨', '슬픔'\] that are not KEMDy's seven emotions.*Not "
+                                         r"supported yet"):
+        _experiment(tmp_path / "k", "--manifest", str(korean)).prepare()
+    unrated = _write_csv(folder / "unrated.csv", ["audio", "text", "emotion", "speaker"],
+                         [[r[0], r[1], "happy", r[5]] for r in rows])
+    with pytest.raises(ValueError, match="no arousal and valence columns"):
+        _experiment(tmp_path / "u", "--manifest", str(unrated)).prepare()
+    speech_only = _write_csv(folder / "speech.csv", ["audio", "emotion", "arousal", "valence", "speaker"],
+                             [[r[0], "happy", "3", "3", r[5]] for r in rows])
+    with pytest.raises(ValueError, match=r"no text \(a speech-only corpus\), and rows \['cat'\]"):
+        _experiment(tmp_path / "s", "--manifest", str(speech_only)).prepare()
+    with pytest.raises(ValueError, match="give --manifest or --data_dir, not both"):
+        _experiment(tmp_path / "b", "--manifest", str(korean), "--data_dir", str(folder)).prepare()
+    with pytest.raises(ValueError, match="is not manifest_column=its_name"):
+        _experiment(tmp_path / "c", "--manifest", str(korean), "--manifest_columns", "text").prepare()
