@@ -115,6 +115,21 @@ def test_one_bad_row_per_reason_is_counted_and_logged_with_its_line(folder, capl
     assert dataset[0]["audio"] == str(folder / "audio" / "a.wav")
 
 
+def test_the_collator_batches_a_segment_as_that_part_of_its_file(folder, tiny_processor):
+    from kemd_emotion.data import KemdyCollator
+
+    path = _write_csv(folder / "segments.csv", ["audio", "start", "end", "text", "emotion", "arousal", "valence"],
+                      [["audio/long.wav", "0.25", "1", "네", "happy", "3", "3"],
+                       ["audio/long.wav", "1", "", "아니요", "sad;angry", "2", "2"],
+                       ["audio/a.wav", "", "", "음", "neutral", "3", "3"]])
+    dataset, _ = load_manifest(path)
+    assert dataset["segment_id"] == ["audio/long.wav@0.25-1", "audio/long.wav@1-2", "audio/a.wav@0-0.5"]
+    batch = KemdyCollator(tiny_processor, max_audio_seconds=5)(dataset.to_list())
+    assert batch["audio_attention_mask"].sum(dim=1).tolist() == [12_000, 16_000, 8_000]
+    assert batch["labels"].tolist()[1] == [1.0, 0, 0, 0, 0, 1.0, 0]
+    assert batch["regression_labels"].tolist()[1] == [2.0, 2.0]
+
+
 def test_mapped_columns_korean_labels_and_joined_labels(folder):
     header = ["파일", "발화문", "감정", "각성", "긍정", "화자", "세션"]
     rows = [
@@ -242,6 +257,8 @@ def test_the_experiment_refuses_what_a_manifest_cannot_give_yet(folder, tmp_path
                              [[r[0], "happy", "3", "3", r[5]] for r in rows])
     with pytest.raises(ValueError, match=r"no text \(a speech-only corpus\), and rows \['cat'\]"):
         _experiment(tmp_path / "s", "--manifest", str(speech_only)).prepare()
+    summary = _experiment(tmp_path / "speech", "--manifest", str(speech_only), "--rows", "speech").run()
+    assert summary["complete"] and list(summary["rows"]) == ["speech"]  # a speech-only corpus trains the speech row
     with pytest.raises(ValueError, match="give --manifest or --data_dir, not both"):
         _experiment(tmp_path / "b", "--manifest", str(korean), "--data_dir", str(folder)).prepare()
     with pytest.raises(ValueError, match="is not manifest_column=its_name"):

@@ -345,8 +345,9 @@ def _resolve_columns(columns, header, name) -> dict[str, str]:
     mapping = {ours: columns.get(ours, ours) for ours in COLUMNS if columns.get(ours, ours) in header}
     missing = [column for column in REQUIRED_COLUMNS if column not in mapping]
     if missing:
+        optional = ", ".join(column for column in COLUMNS if column not in REQUIRED_COLUMNS)
         raise ValueError(f"{name}: no {' and no '.join(repr(m) for m in missing)} column; expected "
-                         f"{', '.join(REQUIRED_COLUMNS)} (and optionally {', '.join(c for c in COLUMNS if c not in REQUIRED_COLUMNS)}); "
+                         f"{', '.join(REQUIRED_COLUMNS)} (and optionally {optional}); "
                          f"its columns are {header}. Map other names with columns={{'emotion': '감정', ...}}.")
     return mapping
 
@@ -413,7 +414,7 @@ def _parse_row(record, mapping, base, label_set, scale, segmented, header_info) 
 
 def _cell(value):
     """None for a missing cell (None, NaN, empty or blank string); the value otherwise."""
-    if value is None:
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing values
         return None
     if isinstance(value, float) and math.isnan(value):
         return None

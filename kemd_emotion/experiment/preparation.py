@@ -246,5 +246,5 @@ def validation_split(dataset, train_indices, data_args, row: str, tune_threshold
     return fit, validation
 
 
-__all__ = ["load_corpus", "load_manifest_corpus", "check_manifest_rows", "audio_problem", "drop_unusable_audio", "load_or_build_processor", "fetch_encoders",
-           "make_folds", "validation_split"]
+__all__ = ["load_corpus", "load_manifest_corpus", "check_manifest_rows", "audio_problem", "drop_unusable_audio",
+           "load_or_build_processor", "fetch_encoders", "make_folds", "validation_split"]
