@@ -3,25 +3,19 @@
 A manifest is a CSV, TSV or JSON-lines file (or a `pandas.DataFrame`, or a `datasets.Dataset`) with one row per
 utterance. Its columns (each name can be mapped, e.g. ``columns={"text": "발화문", "emotion": "감정"}``):
 
-============  ========  ==================================================================================
-column        needed    what it holds
-============  ========  ==================================================================================
-``audio``     yes       the audio file: a path relative to the manifest's folder (``base_dir`` for a frame),
-                        or absolute; any rate, any channel count
-``emotion``   yes       one label, several joined by ``;`` (``neutral;happy``), or (JSON lines, frames) a list
-``text``      no        the transcript; without the column the corpus is speech-only (``text`` is ``""``)
-``transcript`` no       the transcript as written, when ``text`` is a cleaned copy (default: ``text``)
-``arousal``,  no        ratings on the caller's ``rating_scale`` (default ``(1, 5)``), stored rescaled to 1-5,
-``valence``             the scale of KEMDy's rater means; both or neither
-``start``,    no        seconds into a longer file (an empty cell: the file's start / end)
-``end``
-``id``        no        the utterance's ID (default: the audio cell, plus ``@start-end`` for a segment)
-``speaker``,  no        who speaks, and what folds keep together (``session``, or ``group`` for a corpus
-``session``,            without sessions; give one of the two). Without a session, the speaker is the session;
-``group``               without either, every clip is its own group
-``gender``,   no        as KEMDy's columns (default ``""`` and ``"speaker"``)
-``role``
-============  ========  ==================================================================================
+- ``audio`` (needed): the audio file, a path relative to the manifest's folder (``base_dir`` for a frame) or
+  absolute; any rate, any channel count.
+- ``emotion`` (needed): one label, several joined by ``;`` (``neutral;happy``), or (JSON lines, frames) a list.
+- ``text``: the transcript; without the column the corpus is speech-only (``text`` is ``""``). ``transcript``:
+  the transcript as written, when ``text`` is a cleaned copy (default: ``text``).
+- ``arousal``, ``valence``: ratings on the caller's ``rating_scale`` (default ``(1, 5)``), stored rescaled to 1-5,
+  the scale of KEMDy's rater means; both or neither.
+- ``start``, ``end``: seconds into a longer file (an empty cell: the file's start / end).
+- ``id``: the utterance's ID (default: the audio cell, plus ``@start-end`` for a segment).
+- ``speaker``, and ``session`` or ``group`` (one of the two): who speaks, and what folds keep together (``group``
+  for a corpus without sessions). Without a session, the speaker is the session; without either, every clip is its
+  own group.
+- ``gender``, ``role``: as KEMDy's columns (default ``""`` and ``"speaker"``).
 
     >>> dataset, labels = load_manifest("my_corpus.csv", columns={"text": "발화문"})        # doctest: +SKIP
     >>> dataset, labels, report = load_manifest(frame, base_dir="audio/", return_report=True)  # doctest: +SKIP

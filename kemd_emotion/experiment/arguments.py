@@ -267,6 +267,9 @@ def parse_positive_weight(value) -> str | list[float] | None:
 def parse_manifest_columns(value: str | None) -> dict[str, str]:
     """``--manifest_columns``: ``"text=발화문,emotion=감정"`` -> ``{"text": "발화문", "emotion": "감정"}``; None -> {}.
 
+    >>> parse_manifest_columns("text=발화문, emotion=감정")
+    {'text': '발화문', 'emotion': '감정'}
+
     Raises:
         ValueError: a pair without ``=``, an empty name, or a manifest column given twice.
     """
