@@ -151,6 +151,10 @@ def test_mapped_columns_korean_labels_and_joined_labels(folder):
     assert dataset["session"] == ["세션1", "세션1", "세션2", "세션2"] and dataset["speaker"][1] == "M01"
     assert dataset["segment_id"][0] == "audio/a.wav" and dataset.features == FEATURES
 
+    windows = folder / "말뭉치_cp949.tsv"  # saved by a Korean Windows spreadsheet: cp949, not UTF-8
+    windows.write_bytes(path.read_text(encoding="utf-8").encode("cp949"))
+    assert load_manifest(windows, columns=columns, rating_scale=(1, 7))[0]["emotion"] == dataset["emotion"]
+
     fixed, fixed_labels = load_manifest(path, columns=columns, rating_scale=(1, 7), labels=["중립", "기쁨", "슬픔", "분노"])
     assert fixed_labels == ["중립", "기쁨", "슬픔", "분노"] and len(fixed) == 4
 
