@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -10,7 +12,7 @@ import torch
 from transformers.utils import logging
 
 from ..configuration_klue_wav2vec2 import EMOTIONS
-from ..processing_klue_wav2vec2 import MIN_AUDIO_SAMPLES, load_audio, to_mono
+from ..processing_klue_wav2vec2 import MIN_AUDIO_SAMPLES, load_audio, resample, to_mono
 
 logger = logging.get_logger(__name__)
 
@@ -33,14 +35,44 @@ def multi_hot(emotions: Sequence[str], name: str = "emotion") -> np.ndarray:
     return vector
 
 
-def read_clip(audio, sampling_rate: int = 16000, max_seconds: float | None = None, name: str = "audio") -> np.ndarray:
+def load_segment(path, start: float, end: float | None, sampling_rate: int = 16000,
+                 max_seconds: float | None = None) -> np.ndarray:
+    """Seconds `start` to `end` (None: the file's end) of an audio file, as `load_audio` reads a whole one: mono
+    float32 at `sampling_rate`, at most `max_seconds` long. Raises a ValueError naming the path when it cannot be
+    read (or the segment is empty)."""
+    import soundfile
+
+    path = os.fspath(path)
+    try:
+        with soundfile.SoundFile(path) as file:
+            rate = file.samplerate
+            first = int(round(start * rate))
+            last = file.frames if end is None else min(file.frames, int(round(end * rate)))
+            if max_seconds is not None:
+                last = min(last, first + int(math.ceil(max_seconds * rate)))
+            file.seek(min(first, file.frames))
+            samples = file.read(frames=max(0, last - first), dtype="float32", always_2d=True)
+    except Exception as error:  # soundfile raises LibsndfileError, RuntimeError or OSError depending on the fault
+        raise ValueError(f"audio file {path!r} could not be read from {start:g} s: {error}") from error
+    audio = to_mono(samples.T, name=f"audio file {path!r} from {start:g} s to {end if end is not None else 'end'} s")
+    audio = resample(audio, rate, sampling_rate)
+    return audio if max_seconds is None else audio[: int(round(max_seconds * sampling_rate))]
+
+
+def read_clip(audio, sampling_rate: int = 16000, max_seconds: float | None = None, name: str = "audio",
+              start: float | None = None, end: float | None = None) -> np.ndarray:
     """One row's audio as a usable clip: mono float32 `(samples,)` at `sampling_rate`, cropped to `max_seconds`.
 
     `audio` is a file path (read with `load_audio`: any rate, any channel count), a `{"path": ...}` dict, or an
-    array already at `sampling_rate`. Raises a ValueError naming `name` (or the file) when the audio cannot be
+    array already at `sampling_rate`. With `start` (and `end`), seconds into the file (a manifest's segment), only
+    that part of a file is read. Raises a ValueError naming `name` (or the file) when the audio cannot be
     read, is not finite, or is shorter than wav2vec2's 25 ms receptive field once cropped.
     """
-    if isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__"):
+    if isinstance(audio, Mapping) and "path" in audio and audio.get("array") is None:
+        audio = audio["path"]
+    if start is not None and (isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__")):
+        clip = load_segment(audio, float(start), None if end is None else float(end), sampling_rate, max_seconds)
+    elif isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__"):
         clip = load_audio(audio, sampling_rate=sampling_rate, max_seconds=max_seconds)
     elif isinstance(audio, Mapping) and "path" in audio and audio.get("array") is None:
         clip = load_audio(audio["path"], sampling_rate=sampling_rate, max_seconds=max_seconds)
@@ -62,7 +94,8 @@ class KemdyCollator:
     """Turn a list of dataset rows (dicts) into one batch for `KlueWav2Vec2ForEmotion`.
 
     Each row needs ``text`` and ``audio`` (a file path, read with `load_audio`: any rate, any channel count; or
-    a float array already at ``processor.sampling_rate``). Rows that have ``emotion`` and ``arousal``/``valence``
+    a float array already at ``processor.sampling_rate``); a row with ``start`` (and ``end``), a manifest's
+    segment, is read from that many seconds into its file. Rows that have ``emotion`` and ``arousal``/``valence``
     also give the targets. The audio is cropped to `max_audio_seconds` before the processor sees it, and padding
     is dynamic: to the longest clip and the longest transcript of the batch.
 
@@ -120,7 +153,7 @@ class KemdyCollator:
                 if column not in row:
                     raise ValueError(f"row {index} has no {column!r} column; it has {sorted(row)}.")
             try:
-                clip = self._read(row[self.audio_column], index)
+                clip = self._read(row[self.audio_column], index, row.get("start"), row.get("end"))
             except ValueError as error:
                 if not self.skip_bad_audio:
                     raise
@@ -148,8 +181,9 @@ class KemdyCollator:
             self.skipped[key] = reason
             logger.warning(f"skipping {key}: {reason} ({len(self.skipped)} skipped so far)")
 
-    def _read(self, audio, index: int) -> np.ndarray:
-        return read_clip(audio, self.sampling_rate, self.crop_seconds, name=f"row {index} audio")
+    def _read(self, audio, index: int, start=None, end=None) -> np.ndarray:
+        return read_clip(audio, self.sampling_rate, self.crop_seconds, name=f"row {index} audio", start=start,
+                         end=end)
 
     def _empty_text(self) -> str:
         if self.empty_text is not None:

@@ -84,6 +84,19 @@ class DataArguments:
         default=None, metadata={"help": "A KEMDy19/KEMDy20 release folder. Without it the sample corpus is written "
                                         "to --sample_dir and used."})
     dataset_name: str | None = field(default=None, metadata={"help": "kemdy19 or kemdy20 (default: inferred)."})
+    manifest: str | None = field(
+        default=None,
+        metadata={"help": "Instead of --data_dir: any labelled corpus as a manifest, a .csv, .tsv or .jsonl file with "
+                          "one row per utterance (audio, emotion, and optionally text, arousal, valence, start, end, "
+                          "id, speaker, session or group); see docs/experiment.md. Folds use its session (or group) "
+                          "and speaker columns as KEMDy's."})
+    manifest_columns: str | None = field(
+        default=None,
+        metadata={"help": "The manifest's own column names, comma-separated manifest_column=its_name pairs, e.g. "
+                          "'text=발화문,emotion=감정'."})
+    manifest_rating_scale: str = field(
+        default="1,5", metadata={"help": "The manifest's arousal/valence scale, 'lowest,highest' (stored rescaled to "
+                                         "KEMDy's 1-5)."})
     annotations: str = field(
         default="all", metadata={"help": "KEMDy19: speaker (own emotion rows) or all (also listener rows, as the "
                                          "seed paper did; a clip's two rows always share a fold)." + FROM_PRESET})
@@ -251,6 +264,41 @@ def parse_positive_weight(value) -> str | list[float] | None:
                      f"({', '.join(EMOTIONS)}).")
 
 
+def parse_manifest_columns(value: str | None) -> dict[str, str]:
+    """``--manifest_columns``: ``"text=발화문,emotion=감정"`` -> ``{"text": "발화문", "emotion": "감정"}``; None -> {}.
+
+    >>> parse_manifest_columns("text=발화문, emotion=감정")
+    {'text': '발화문', 'emotion': '감정'}
+
+    Raises:
+        ValueError: a pair without ``=``, an empty name, or a manifest column given twice.
+    """
+    if value is None or not str(value).strip():
+        return {}
+    columns: dict[str, str] = {}
+    for pair in str(value).split(","):
+        ours, sign, theirs = pair.partition("=")
+        ours, theirs = ours.strip(), theirs.strip()
+        if not sign or not ours or not theirs:
+            raise ValueError(f"--manifest_columns {value!r}: {pair!r} is not manifest_column=its_name; expected "
+                             "comma-separated pairs such as 'text=발화문,emotion=감정'.")
+        if ours in columns:
+            raise ValueError(f"--manifest_columns {value!r}: {ours!r} is given twice.")
+        columns[ours] = theirs
+    return columns
+
+
+def parse_rating_scale(value: str) -> tuple[float, float]:
+    """``--manifest_rating_scale``: ``"1,7"`` -> ``(1.0, 7.0)``; raises unless two numbers, lowest < highest."""
+    try:
+        lowest, highest = (float(part) for part in str(value).split(","))
+    except ValueError:
+        raise ValueError(f"--manifest_rating_scale {value!r}: expected 'lowest,highest', e.g. '1,5'.") from None
+    if not lowest < highest:
+        raise ValueError(f"--manifest_rating_scale {value!r}: the lowest value must be below the highest.")
+    return lowest, highest
+
+
 def parse_folds(value: str | None, num_folds: int) -> list[int]:
     """``None`` -> every fold; ``"0,2"`` -> ``[0, 2]``; raises on non-integers and folds outside 0..num_folds-1."""
     if value is None:
@@ -288,4 +336,4 @@ def parse_seeds(value: str) -> list[int]:
 
 
 __all__ = ["ModelArguments", "DataArguments", "RunArguments", "parse_arguments", "parse_row_names", "parse_folds",
-           "parse_positive_weight", "parse_seeds", "explicit_options", "has_accelerator", "PAPER_ROWS", "FINAL_MODELS", "PRESET_NAMES"]
+           "parse_positive_weight", "parse_seeds", "parse_manifest_columns", "parse_rating_scale", "explicit_options", "has_accelerator", "PAPER_ROWS", "FINAL_MODELS", "PRESET_NAMES"]

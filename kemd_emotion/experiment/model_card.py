@@ -407,7 +407,8 @@ def _protocol(run: RunResults) -> dict:
     args = run.run_args
     split, data, model, training = (args.get(key) or {} for key in ("split", "data", "model", "training"))
     reads_text, reads_audio = fusion_modalities(run.fusion)
-    sample = bool(split.get("sample_size")) or (not data.get("data_dir") and "sample_size" in data)
+    manifest = split.get("manifest") or data.get("manifest")
+    sample = not manifest and (bool(split.get("sample_size")) or (not data.get("data_dir") and "sample_size" in data))
     release = split.get("dataset_name") or data.get("dataset_name")
     if not release and sample:
         release = data.get("sample_name")
@@ -418,6 +419,8 @@ def _protocol(run: RunResults) -> dict:
             release = None
     release = (release or "kemdy").lower()
     pretty = {"kemdy19": "KEMDy19", "kemdy20": "KEMDy20"}.get(release, release.upper())
+    if manifest:  # a corpus of the user's own, read from a manifest file
+        release, pretty = "manifest", f"the manifest corpus {os.path.basename(manifest)}"
     first = run.fold_metrics[0]
     num_folds = split.get("num_folds") or first.get("num_folds") or len(run.fold_metrics)
     fold_by = split.get("fold_by") or data.get("fold_by") or NOT_RECORDED

@@ -17,11 +17,18 @@ logger = logging.getLogger("kemd_emotion.experiment")
 
 
 def load_corpus(data_args, output_dir: Path, is_main: bool):
-    """The dataset the run uses and the folder it came from: `data_args.data_dir`, or the sample corpus (written by
-    the main process when missing). Returns ``(dataset, data_dir)``; `max_samples` is applied."""
+    """The dataset the run uses and the folder it came from: `data_args.manifest` (the manifest's folder),
+    `data_args.data_dir`, or the sample corpus (written by the main process when missing). Returns
+    ``(dataset, data_dir)``; `max_samples` is applied."""
     from ..data import load_kemdy, write_sample_corpus
     from ..data.sample import MANIFEST_FILENAME
 
+    if data_args.manifest is not None:
+        dataset = load_manifest_corpus(data_args, is_main)
+        data_dir = str(Path(data_args.manifest).resolve().parent)
+        if data_args.max_samples is not None:
+            dataset = dataset.select(range(min(data_args.max_samples, len(dataset))))
+        return dataset, data_dir
     if data_args.data_dir is None:
         data_dir = Path(data_args.sample_dir) if data_args.sample_dir else output_dir / "sample_corpus"
         if is_main and not (data_dir / MANIFEST_FILENAME).exists():
@@ -40,15 +47,76 @@ def load_corpus(data_args, output_dir: Path, is_main: bool):
     return dataset, str(data_dir)
 
 
-def audio_problem(path: str, max_seconds: float | None) -> str | None:
-    """Why the clip at `path` cannot be used (unreadable, not finite, under 25 ms once cropped), or None.
+def load_manifest_corpus(data_args, is_main: bool):
+    """`data_args.manifest` as the experiment's dataset (`kemd_emotion.data.load_manifest`), checked for what the
+    experiment supports so far.
+
+    Raises:
+        ValueError: --manifest with --data_dir; a bad --manifest_columns / --manifest_rating_scale; a manifest whose
+            labels are not among KEMDy's seven `EMOTIONS` (the model's heads, its metrics and model cards name those
+            seven; other label sets are not supported yet), or without arousal/valence (the regression heads train
+            on them; not supported yet).
+    """
+    from ..configuration_klue_wav2vec2 import EMOTIONS
+    from ..data import load_manifest
+    from .arguments import parse_manifest_columns, parse_rating_scale
+
+    if data_args.data_dir is not None:
+        raise ValueError(f"give --manifest or --data_dir, not both (--manifest {data_args.manifest!r}, --data_dir "
+                         f"{data_args.data_dir!r}).")
+    columns = parse_manifest_columns(data_args.manifest_columns)
+    scale = parse_rating_scale(data_args.manifest_rating_scale)
+    dataset, labels, report = load_manifest(data_args.manifest, columns=columns, rating_scale=scale,
+                                            return_report=True)
+    if is_main:
+        logger.info("%s", report.summary())
+    other = [label for label in labels if label not in EMOTIONS]
+    if other:
+        raise ValueError(
+            f"--manifest {data_args.manifest!r} has labels {other} that are not KEMDy's seven emotions "
+            f"({', '.join(EMOTIONS)}). Not supported yet: the experiment trains the model's seven named emotion "
+            "outputs and reports their metrics; a label set of its own (config id2label / num_labels, its heads, "
+            "metrics and model cards) is a later part of issue 23. Rename the labels to those seven (e.g. with "
+            "pandas before writing the manifest) or leave those rows out.")
+    if "arousal" not in dataset.column_names:
+        raise ValueError(f"--manifest {data_args.manifest!r} has no arousal and valence columns. Not supported yet: "
+                         "the experiment trains and scores the arousal/valence heads on every row (an emotion-only "
+                         "corpus is a later part of issue 23).")
+    return dataset
+
+
+def check_manifest_rows(dataset, rows) -> None:
+    """Refuse, before any training, table rows a manifest corpus cannot give yet: rows that read text on a
+    speech-only manifest (no text column), and the eGeMAPS row on a manifest of segments (it measures whole files).
+
+    Raises:
+        ValueError: naming the rows and what is missing.
+    """
+    if dataset is None:
+        return
+    if all(not text for text in dataset["text"]):
+        texted = [row.name for row in rows if row.fusion not in ("speech", "prosody")]
+        if texted:
+            raise ValueError(f"the manifest has no text (a speech-only corpus), and rows {texted} read the "
+                             "transcript: use --rows speech.")
+    if "start" in dataset.column_names:
+        prosody = [row.name for row in rows if row.fusion == "prosody"]
+        if prosody:
+            raise ValueError(f"rows {prosody} measure eGeMAPS over whole audio files, and the manifest gives segments "
+                             "(start/end) of files: not supported yet; leave those rows out.")
+
+
+def audio_problem(path: str, max_seconds: float | None, start: float | None = None,
+                  end: float | None = None) -> str | None:
+    """Why the clip at `path` (from `start` to `end` seconds, a manifest's segment, when given) cannot be used
+    (unreadable, not finite, under 25 ms once cropped), or None.
 
     The same reading and checks as the collator's, so a clip that passes here is never dropped from a batch.
     """
     from ..data.collator import read_clip
 
     try:
-        read_clip(path, SAMPLING_RATE, max_seconds, name=f"audio file {path!r}")
+        read_clip(path, SAMPLING_RATE, max_seconds, name=f"audio file {path!r}", start=start, end=end)
     except ValueError as error:
         return str(error)
     return None
@@ -69,10 +137,13 @@ def drop_unusable_audio(dataset, record: Path, max_seconds: float | None, is_mai
         from tqdm.auto import tqdm
 
         problems = {}
-        rows = zip(dataset["segment_id"], dataset["audio"])
-        for segment_id, path in tqdm(rows, total=len(dataset), desc="checking audio", unit="clip",
-                                     disable=disable_tqdm):
-            problem = audio_problem(path, max_seconds)
+        segmented = "start" in dataset.column_names
+        starts = dataset["start"] if segmented else [None] * len(dataset)
+        ends = dataset["end"] if segmented else [None] * len(dataset)
+        rows = zip(dataset["segment_id"], dataset["audio"], starts, ends)
+        for segment_id, path, start, end in tqdm(rows, total=len(dataset), desc="checking audio", unit="clip",
+                                                 disable=disable_tqdm):
+            problem = audio_problem(path, max_seconds, start, end)
             if problem is not None:
                 problems[segment_id] = problem
         write_json(record, problems)
@@ -175,5 +246,5 @@ def validation_split(dataset, train_indices, data_args, row: str, tune_threshold
     return fit, validation
 
 
-__all__ = ["load_corpus", "audio_problem", "drop_unusable_audio", "load_or_build_processor", "fetch_encoders",
-           "make_folds", "validation_split"]
+__all__ = ["load_corpus", "load_manifest_corpus", "check_manifest_rows", "audio_problem", "drop_unusable_audio",
+           "load_or_build_processor", "fetch_encoders", "make_folds", "validation_split"]

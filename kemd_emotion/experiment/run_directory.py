@@ -82,8 +82,9 @@ def fingerprint(model_args, data_args, args, *, preset: str, seeds: list[int], w
     sections = (dataclasses.asdict(model_args), dataclasses.asdict(data_args), json.loads(args.to_json_string()))
     for section in sections:
         values.update({name: value for name, value in section.items() if name not in NOT_FINGERPRINTED})
-    if values.get("data_dir"):
-        values["data_dir"] = os.path.abspath(values["data_dir"])
+    for path_option in ("data_dir", "manifest"):
+        if values.get(path_option):
+            values[path_option] = os.path.abspath(values[path_option])
     values.update(preset=preset, seeds=list(seeds), world_size=int(world_size))
     return json.loads(json.dumps(dict(sorted(values.items())), default=str))
 

@@ -20,8 +20,8 @@ from .arguments import (FINAL_MODELS, DataArguments, ModelArguments, RunArgument
                         parse_positive_weight, parse_seeds)
 from .fold import FoldSetup, run_fold, train_final_on_all_data
 from .model_card import write_model_card
-from .preparation import (drop_unusable_audio, fetch_encoders, load_corpus, load_or_build_processor, make_folds,
-                          validation_split)
+from .preparation import (check_manifest_rows, drop_unusable_audio, fetch_encoders, load_corpus,
+                          load_or_build_processor, make_folds, validation_split)
 from .processes import Processes
 from .run_directory import (METRICS, RUN_ARGS, check_previous_run, check_split, clear_run, fingerprint,
                             fingerprint_sha256, fold_directory, option_defaults, split_sha256, write_json)
@@ -90,8 +90,9 @@ class Experiment:
     # ------------------------------------------------------------------ preparation (main process first)
     def check_run_directory(self) -> None:
         """Main process: start over (--overwrite_output_dir), or refuse a directory that holds another run."""
-        ours = dict(sample_dir_is_ours=self.data_args.sample_dir is None and self.data_args.data_dir is None,
-                    cache_dir_is_ours=self.data_args.cache_dir is None and self.data_args.data_dir is None)
+        own_corpus = self.data_args.data_dir is not None or self.data_args.manifest is not None
+        ours = dict(sample_dir_is_ours=self.data_args.sample_dir is None and not own_corpus,
+                    cache_dir_is_ours=self.data_args.cache_dir is None and not own_corpus)
         if self.args.overwrite_output_dir:
             removed = clear_run(self.output_dir, **ours)
             if removed:
@@ -112,6 +113,8 @@ class Experiment:
             if self.is_main:
                 self.output_dir.mkdir(parents=True, exist_ok=True)
             dataset, self.data_dir = load_corpus(self.data_args, self.output_dir, self.is_main)
+            if self.data_args.manifest is not None:
+                check_manifest_rows(dataset, self.rows.values())
             self.dataset = drop_unusable_audio(dataset, self.output_dir / "skipped_audio.json",
                                                self.data_args.max_audio_seconds, self.is_main, self.args.disable_tqdm)
         self.folds = make_folds(self.dataset, self.data_args)  # every process: the same folds, or the same error
@@ -147,9 +150,11 @@ class Experiment:
             "layout": "{row}/seed{s}/fold{k}" if self.several_seeds else "{row}/fold{k}",
             "split": {
                 "data_dir": os.path.abspath(data.data_dir) if data.data_dir else None,
+                "manifest": os.path.abspath(data.manifest) if data.manifest else None,
+                "manifest_columns": data.manifest_columns, "manifest_rating_scale": data.manifest_rating_scale,
                 "dataset_name": data.dataset_name, "annotations": data.annotations, "num_folds": data.num_folds,
                 "fold_by": data.fold_by, "fold_seed": data.fold_seed, "max_samples": data.max_samples,
-                "sample_size": None if data.data_dir else data.sample_size,
+                "sample_size": None if data.data_dir or data.manifest else data.sample_size,
                 "text_model": model.text_model, "audio_model": model.audio_model,
                 "test_rows": [len(test) for _, test in self.folds], "sha256": self.split_sha256,
             },
@@ -303,7 +308,8 @@ def describe_settings(model_args: ModelArguments, data_args: DataArguments, args
                 + (", NOT the paper's setting" if preset["preset"] == "sample" else ""))
     else:
         what = f"{model_args.text_model} + {model_args.audio_model}"
-    data = data_args.data_dir or f"sample corpus ({data_args.sample_name}, {data_args.sample_size})"
+    data = (f"manifest {data_args.manifest}" if data_args.manifest else data_args.data_dir
+            or f"sample corpus ({data_args.sample_name}, {data_args.sample_size})")
     overrides = ", ".join(f"{key}={value['given']} (preset: {value['preset']})"
                           for key, value in preset["overrides"].items()) or "none"
     seeds = args.seeds if args.seeds is not None else args.seed

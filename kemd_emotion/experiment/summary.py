@@ -97,7 +97,7 @@ def write_summary(output_dir: str | os.PathLike, rows=PAPER_ROWS, folds: list[in
     num_folds = split.get("num_folds")
     num_seeds = len(run_args.get("seeds") or [None])
     summary = {
-        "dataset": run_args.get("data_dir_used"),
+        "dataset": split.get("manifest") or run_args.get("data_dir_used"),
         "num_rows": run_args.get("num_rows"),
         "num_folds": num_folds,
         "fold_by": split.get("fold_by"),
