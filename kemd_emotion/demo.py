@@ -258,15 +258,36 @@ def window_edges(chunks: Sequence[Mapping]) -> np.ndarray:
     return np.concatenate([[chunks[0]["start"]], (centres[1:] + centres[:-1]) / 2, [chunks[-1]["end"]]])
 
 
+def utterance_edges(utterances: Sequence[Mapping]) -> tuple[np.ndarray, list[int]]:
+    """Edges of the cells of an utterance timeline (each utterance's own start and end, a blank cell for each pause
+    between them) and the cell of each utterance.
+
+    >>> edges, cells = utterance_edges([{"start": 0.5, "end": 2.0}, {"start": 3.0, "end": 4.0}])
+    >>> edges.tolist(), cells
+    ([0.5, 2.0, 3.0, 4.0], [0, 2])
+    """
+    edges = np.array([time for u in utterances for time in (u["start"], u["end"])], dtype=np.float64)
+    return edges, list(range(0, 2 * len(utterances), 2))
+
+
 def timeline_figure(output: dict, emotion_names: Sequence[str]):
-    """Per-window emotion scores (a heat map, predicted ones dotted) above per-window arousal and valence."""
+    """Per-window (or per-utterance, the pipeline's `"utterances"`: pauses left blank) emotion scores (a heat map,
+    predicted ones dotted) above their arousal and valence."""
     from matplotlib.figure import Figure
 
-    chunks = output["chunks"]
-    edges = window_edges(chunks)
-    centres = (edges[1:] + edges[:-1]) / 2
-    scores = np.array([[{e["label"]: e["score"] for e in c["emotions"]}.get(name, np.nan) for c in chunks]
-                       for name in emotion_names])
+    utterances = output.get("utterances")
+    chunks = utterances or output["chunks"]
+    if utterances:
+        edges, cells = utterance_edges(utterances)
+        centres = np.array([(u["start"] + u["end"]) / 2 for u in utterances])
+    else:
+        edges = window_edges(chunks)
+        cells = list(range(len(chunks)))
+        centres = (edges[1:] + edges[:-1]) / 2
+    scores = np.full((len(emotion_names), edges.shape[0] - 1), np.nan)
+    for cell, c in zip(cells, chunks):
+        row_scores = {e["label"]: e["score"] for e in c["emotions"]}
+        scores[:, cell] = [row_scores.get(name, np.nan) for name in emotion_names]
     figure = Figure(figsize=(9.0, 4.6), dpi=100, layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     mesh = top.pcolormesh(edges, np.arange(len(emotion_names) + 1), scores, cmap="Blues", vmin=0, vmax=1)
@@ -275,8 +296,8 @@ def timeline_figure(output: dict, emotion_names: Sequence[str]):
         top.plot(hits, [row + 0.5] * len(hits), "o", color="#e4572e", markersize=4)
     top.set_yticks(np.arange(len(emotion_names)) + 0.5, emotion_names)
     top.invert_yaxis()
-    top.set_title("Timeline: emotion scores per window (red dot: predicted), then arousal and valence", fontsize=11,
-                  loc="left")
+    top.set_title(f"Timeline: emotion scores per {'utterance' if utterances else 'window'} (red dot: predicted), then "
+                  "arousal and valence", fontsize=11, loc="left")
     figure.colorbar(mesh, ax=top, label="score", fraction=0.03)
     bottom.plot(centres, [c["arousal"] for c in chunks], "-o", markersize=3, label="arousal", color="#e4572e")
     bottom.plot(centres, [c["valence"] for c in chunks], "-o", markersize=3, label="valence", color="#3b7dd8")
