@@ -137,13 +137,15 @@ def page_message(problem) -> str:
 
 
 def predict(classifier, audio_path, text, *, threshold: float | None = None,
-            max_seconds: float = MAX_AUDIO_SECONDS) -> dict:
+            max_seconds: float = MAX_AUDIO_SECONDS, segment: bool = False) -> dict:
     """Score one request as the page does; returns the pipeline's output plus `"duration"` and `"window_seconds"`.
 
     The pipeline reads the recording (refusing one over `max_seconds` from its header). A recording longer than the
     model's audio crop is scored in windows of the crop's length (the output then has the pipeline's `"chunks"`); a
     shorter one is one window, scored whole. An empty transcript is left out, so that a pipeline with a speech
-    recogniser transcribes the recording. Raises `DemoError` with a message for the page.
+    recogniser transcribes the recording. With `segment`, the recording is cut at its utterances instead
+    (the pipeline's `segment="utterances"`; the output keeps its `"utterances"`, and `"duration"` is the last
+    utterance's end). Raises `DemoError` with a message for the page.
     """
     needs_audio = classifier.model.config.uses_audio
     item = {"audio": audio_path} if audio_path else {}
@@ -151,12 +153,17 @@ def predict(classifier, audio_path, text, *, threshold: float | None = None,
         item["text"] = text.strip()
     crop = getattr(classifier.processor, "max_audio_seconds", None)
     options = {"max_input_seconds": max_seconds, **({} if threshold is None else {"threshold": threshold})}
-    if needs_audio and crop is not None:  # windows of equal length in batches: many times faster than one by one
+    if needs_audio and segment:
+        options.update(segment="utterances", batch_size=WINDOW_BATCH_SIZE)
+    elif needs_audio and crop is not None:  # windows of equal length in batches: many times faster than one by one
         options.update(chunk_length_s=crop, batch_size=WINDOW_BATCH_SIZE)
     output = classifier(item, errors="return", **options)
     if "error" in output:
         problem = classifier.InputProblem.from_dict(output["error"])
         raise DemoError(page_message(problem), problem)
+    if "utterances" in output:
+        utterances = output["utterances"]
+        return {**output, "duration": utterances[-1]["end"] if utterances else 0.0, "window_seconds": None}
     chunks = output.pop("chunks", None)
     duration = chunks[-1]["end"] if chunks else 0.0
     windowed = bool(chunks) and len(chunks) > 1
@@ -168,6 +175,8 @@ def predict(classifier, audio_path, text, *, threshold: float | None = None,
 # ---------------------------------------------------------------------------------------------------- what is shown
 def summary_markdown(output: dict, thresholds: Mapping[str, float]) -> str:
     """The status line: predicted labels, arousal and valence, and how the recording was scored."""
+    if "utterances" in output and not output["utterances"]:
+        return f"### No speech found\n\n{output['note'][0].upper()}{output['note'][1:]}."
     labels = output["labels"]
     scores = {e["label"]: e["score"] for e in output["emotions"]}
     above = [label for label in labels if scores.get(label, 1.0) > thresholds[label]]
@@ -179,7 +188,10 @@ def summary_markdown(output: dict, thresholds: Mapping[str, float]) -> str:
         f"Arousal **{output['arousal']:.2f}** (1 calm … 5 excited) · "
         f"valence **{output['valence']:.2f}** (1 unpleasant … 5 pleasant)",
     ]
-    if output.get("chunks"):
+    if output.get("utterances"):
+        lines.append(f"{len(output['utterances'])} utterance(s) found and scored one by one; these numbers are their "
+                     "duration-weighted mean, the timeline below shows each utterance.")
+    elif output.get("chunks"):
         windows = len(output["chunks"])
         lines.append(
             f"The {output['duration']:.1f} s recording was scored in {windows} windows of {output['window_seconds']:g}"

@@ -238,3 +238,22 @@ def test_the_timeline_shows_utterances_with_their_pauses_blank(classifier):
     np.testing.assert_allclose(bottom.lines[0].get_data()[0], [(u["start"] + u["end"]) / 2 for u in utterances])
     np.testing.assert_allclose(bottom.lines[0].get_data()[1], [u["arousal"] for u in utterances])
     assert "per utterance" in top.get_title(loc="left")
+
+
+def test_predict_can_cut_at_utterances(classifier, tmp_path):
+    rng = np.random.default_rng(10)
+    pause = lambda: 0.001 * rng.standard_normal(12800)  # noqa: E731
+    audio = np.concatenate([pause(), synthesize_utterance("sad", 1.5, seed=3)[1], pause(),
+                            synthesize_utterance("happy", 1.5, seed=4)[1], pause()]).astype(np.float32)
+    path = tmp_path / "talk.wav"
+    soundfile.write(path, audio, 16000, subtype="FLOAT")
+    output = predict(classifier, str(path), TEXT, segment=True)
+    want = classifier({"text": TEXT, "audio": str(path)}, segment="utterances")
+    assert_same_output({k: v for k, v in output.items() if k not in ("duration", "window_seconds", "utterances")},
+                       {k: v for k, v in want.items() if k != "utterances"})
+    assert output["duration"] == want["utterances"][-1]["end"] and len(output["utterances"]) == 2
+    thresholds = dict.fromkeys(classifier.model.config.label2id, 0.5)
+    assert "2 utterance(s) found and scored one by one" in summary_markdown(output, thresholds)
+    soundfile.write(tmp_path / "quiet.wav", 0.001 * rng.standard_normal(16000), 16000)
+    quiet = predict(classifier, str(tmp_path / "quiet.wav"), TEXT, segment=True)
+    assert summary_markdown(quiet, thresholds).startswith("### No speech found\n\nNo speech was found")
