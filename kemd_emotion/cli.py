@@ -1,7 +1,11 @@
 """The `kemd-emotion` command.
 
     kemd-emotion predict --model DIR --audio FILE [FILE|FOLDER ...] [--text "..." ...] [--asr-model ID]
+                         [--segment utterances] [--format json|csv|vtt]
         Score recordings; JSON on stdout (a list, one entry per file, in order), a progress bar on stderr.
+        --segment utterances cuts each recording at its pauses and scores every utterance ("utterances" in the
+        JSON); --format csv writes one row per utterance (or window, or file), --format vtt WebVTT subtitles of one
+        recording's timeline.
         Transcripts come from --text (one per file) or from a same-stem .txt next to each recording (KEMDy's
         layout; UTF-8 or cp949, transcription markers removed), else from --asr-model (any speech-recognition
         model; "transcript_source": "asr" in the JSON). A file that cannot be scored is reported on stderr and as
@@ -22,6 +26,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -31,7 +36,8 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 PREDICT_DESCRIPTION = """Score recordings (and their transcripts) with a trained model.
 
 JSON goes to stdout: a list with one entry per audio file, in order ({"audio", "text", "emotions", "labels",
-"arousal", "valence", "transcript_source"}, plus "chunks" with --chunk-length-s). "text" is what the text model
+"arousal", "valence", "transcript_source"}, plus "chunks" with --chunk-length-s, "utterances" with --segment).
+"text" is what the text model
 read; "transcript_source" says whether it was given ("given": --text or a .txt) or machine-made ("asr"). A file
 that cannot be scored is reported on stderr and appears as {"audio", "error": {"field", "code", "message",
 "expected"}} ("field": "audio" or "text"; "code": "unreadable", "too_short", "missing", "no_words", ...); the others
@@ -41,7 +47,17 @@ exit status is 1 only when no file was scored.
 Transcripts: --text gives one per audio file, in order; without it each recording's same-stem .txt is read (KEMDy's
 layout; UTF-8 or cp949) and its transcription markers are removed. A file with neither is transcribed by
 --asr-model (or the checkpoint's config.asr_model), from the whole recording (with --chunk-length-s, window by
-window). A machine transcript costs accuracy: the text model was trained on human transcripts."""
+window, with --segment utterance by utterance). A machine transcript costs accuracy: the text model was trained on
+human transcripts.
+
+Conversations: --segment utterances cuts each recording at its pauses (energy voice activity, no model) and scores
+each utterance with its own audio; a given transcript (--text, .txt) is the whole recording's and is read with every
+utterance, while --asr-model transcribes each utterance on its own. A recording without speech gets
+"utterances": [] and a "note". --format csv writes the timeline as rows (file, start, end, labels, arousal,
+valence, transcript, error; one per utterance, or window, or else file); --format vtt writes one recording's
+timeline as WebVTT cues (labels, arousal/valence, transcript), for a video player or subtitle editor."""
+FORMATS = ("json", "csv", "vtt")
+CSV_COLUMNS = ("file", "start", "end", "labels", "arousal", "valence", "transcript", "error")
 
 
 class CommandError(Exception):
@@ -92,6 +108,12 @@ def build_parser(with_make_sample: bool = True) -> argparse.ArgumentParser:
     predict.add_argument("--chunk-length-s", type=float, default=None,
                          help="score long recordings in windows of this many seconds (at most the training crop)")
     predict.add_argument("--stride-length-s", type=float, default=None, help="overlap of consecutive windows (s)")
+    predict.add_argument("--segment", choices=("utterances",), default=None,
+                         help="cut each recording at its pauses and score every utterance (not with "
+                              "--chunk-length-s)")
+    predict.add_argument("--format", choices=FORMATS, default="json",
+                         help="json (default): the pipeline's answers; csv: one row per utterance, window or file; "
+                              "vtt: WebVTT cues of one recording's timeline (needs --segment or --chunk-length-s)")
     predict.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, ... (default: cpu)")
     predict.add_argument("--trust-remote-code", action="store_true",
                          help="run the code stored with a Hub checkpoint (needed only for another package's code)")
@@ -185,10 +207,19 @@ def run_predict(args: argparse.Namespace) -> int:
             f"--text gives {len(args.text)} transcript(s) for {len(files)} audio file(s); give one per file, in "
             "order, or none to read a same-stem .txt next to each file."
         )
+    if args.segment is not None and args.chunk_length_s is not None:
+        raise CommandError("--segment and --chunk-length-s cannot be used together: --segment cuts recordings at "
+                           "their utterances, --chunk-length-s into fixed windows.")
+    if args.format == "vtt":
+        if args.segment is None and args.chunk_length_s is None:
+            raise CommandError("--format vtt writes a timeline: pass --segment utterances (or --chunk-length-s).")
+        if len(files) != 1:
+            raise CommandError(f"--format vtt writes the cues of one recording; {len(files)} audio files were given "
+                               "(use --format csv for several).")
     classifier = _load_pipeline(args)
     options = {key: value for key, value in (("top_k", args.top_k), ("threshold", args.threshold),
                ("chunk_length_s", args.chunk_length_s), ("stride_length_s", args.stride_length_s),
-               ("on_empty_transcript", args.on_empty_transcript)) if value is not None}
+               ("segment", args.segment), ("on_empty_transcript", args.on_empty_transcript)) if value is not None}
 
     from tqdm.auto import tqdm
 
@@ -204,8 +235,13 @@ def run_predict(args: argparse.Namespace) -> int:
                            for path, item, output in zip(paths, inputs, outputs))
             progress.update(len(paths))
 
-    json.dump(results, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    if args.format == "csv":
+        write_csv(results, sys.stdout)
+    elif args.format == "vtt":
+        write_vtt(results[0], sys.stdout)
+    else:
+        json.dump(results, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
     failed = sum("error" in entry for entry in results)
     if failed:
         print(f"kemd-emotion: {failed} of {len(results)} file(s) could not be scored.", file=sys.stderr)
@@ -218,6 +254,68 @@ def predict_input(path: Path, text: str | None, classifier) -> dict:
     if text is None and classifier.needs_text:
         text = read_transcript(path)
     return {"audio": str(path)} if text is None else {"audio": str(path), "text": text}
+
+
+def timeline(entry: dict) -> list[dict]:
+    """The scored parts of one file's entry: its utterances, else its windows, else the file as one part."""
+    if "utterances" in entry:
+        return entry["utterances"]
+    if "chunks" in entry:
+        return entry["chunks"]
+    return [entry]
+
+
+def write_csv(entries: list[dict], stream) -> None:
+    """One row per utterance (or window, or file) of every entry: `CSV_COLUMNS`; labels joined with ';', times in
+    seconds (empty for a whole file), the error's message for a file that could not be scored, the note for one
+    without speech."""
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in entries:
+        if "error" in entry:
+            writer.writerow([entry["audio"], "", "", "", "", "", "", entry["error"]["message"]])
+            continue
+        if not timeline(entry):
+            writer.writerow([entry["audio"], "", "", "", "", "", entry.get("text", ""), entry.get("note", "")])
+        for part in timeline(entry):
+            transcript = part.get("transcript", part.get("text", ""))
+            writer.writerow([entry["audio"], part.get("start", ""), part.get("end", ""), ";".join(part["labels"]),
+                             f"{part['arousal']:.4f}", f"{part['valence']:.4f}", transcript, ""])
+
+
+def vtt_time(seconds: float) -> str:
+    """WebVTT's cue time: ``hh:mm:ss.mmm``.
+
+    >>> vtt_time(3725.5)
+    '01:02:05.500'
+    """
+    milliseconds = int(round(seconds * 1000))
+    hours, rest = divmod(milliseconds, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
+
+
+def vtt_text(text: str) -> str:
+    """Text safe inside a cue: WebVTT reads '&' and '<' as markup, and a blank line ends the cue."""
+    return " ".join(text.replace("&", "&amp;").replace("<", "&lt;").split())
+
+
+def write_vtt(entry: dict, stream) -> None:
+    """One recording's timeline as WebVTT: one cue per utterance (or window): its labels, arousal and valence, then
+    its transcript. A file that could not be scored, or holds no speech, gets a NOTE saying why and no cue."""
+    stream.write("WEBVTT\n\n")
+    stream.write(f"NOTE {vtt_text(entry['audio'])}\n\n")
+    if "error" in entry:
+        stream.write(f"NOTE {vtt_text(entry['error']['message'])}\n\n")
+        return
+    if "note" in entry:
+        stream.write(f"NOTE {vtt_text(entry['note'])}\n\n")
+    for number, part in enumerate(timeline(entry), 1):
+        stream.write(f"{number}\n{vtt_time(part['start'])} --> {vtt_time(part['end'])}\n")
+        stream.write(f"{', '.join(part['labels'])} (arousal {part['arousal']:.2f}, valence {part['valence']:.2f})\n")
+        if part.get("transcript"):
+            stream.write(vtt_text(part["transcript"]) + "\n")
+        stream.write("\n")
 
 
 FIELD_NAMES = {"audio": "the recording", "text": "the transcript"}

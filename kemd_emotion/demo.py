@@ -137,13 +137,15 @@ def page_message(problem) -> str:
 
 
 def predict(classifier, audio_path, text, *, threshold: float | None = None,
-            max_seconds: float = MAX_AUDIO_SECONDS) -> dict:
+            max_seconds: float = MAX_AUDIO_SECONDS, segment: bool = False) -> dict:
     """Score one request as the page does; returns the pipeline's output plus `"duration"` and `"window_seconds"`.
 
     The pipeline reads the recording (refusing one over `max_seconds` from its header). A recording longer than the
     model's audio crop is scored in windows of the crop's length (the output then has the pipeline's `"chunks"`); a
     shorter one is one window, scored whole. An empty transcript is left out, so that a pipeline with a speech
-    recogniser transcribes the recording. Raises `DemoError` with a message for the page.
+    recogniser transcribes the recording. With `segment`, the recording is cut at its utterances instead
+    (the pipeline's `segment="utterances"`; the output keeps its `"utterances"`, and `"duration"` is the last
+    utterance's end). Raises `DemoError` with a message for the page.
     """
     needs_audio = classifier.model.config.uses_audio
     item = {"audio": audio_path} if audio_path else {}
@@ -151,12 +153,17 @@ def predict(classifier, audio_path, text, *, threshold: float | None = None,
         item["text"] = text.strip()
     crop = getattr(classifier.processor, "max_audio_seconds", None)
     options = {"max_input_seconds": max_seconds, **({} if threshold is None else {"threshold": threshold})}
-    if needs_audio and crop is not None:  # windows of equal length in batches: many times faster than one by one
+    if needs_audio and segment:
+        options.update(segment="utterances", batch_size=WINDOW_BATCH_SIZE)
+    elif needs_audio and crop is not None:  # windows of equal length in batches: many times faster than one by one
         options.update(chunk_length_s=crop, batch_size=WINDOW_BATCH_SIZE)
     output = classifier(item, errors="return", **options)
     if "error" in output:
         problem = classifier.InputProblem.from_dict(output["error"])
         raise DemoError(page_message(problem), problem)
+    if "utterances" in output:
+        utterances = output["utterances"]
+        return {**output, "duration": utterances[-1]["end"] if utterances else 0.0, "window_seconds": None}
     chunks = output.pop("chunks", None)
     duration = chunks[-1]["end"] if chunks else 0.0
     windowed = bool(chunks) and len(chunks) > 1
@@ -168,6 +175,8 @@ def predict(classifier, audio_path, text, *, threshold: float | None = None,
 # ---------------------------------------------------------------------------------------------------- what is shown
 def summary_markdown(output: dict, thresholds: Mapping[str, float]) -> str:
     """The status line: predicted labels, arousal and valence, and how the recording was scored."""
+    if "utterances" in output and not output["utterances"]:
+        return f"### No speech found\n\n{output['note'][0].upper()}{output['note'][1:]}."
     labels = output["labels"]
     scores = {e["label"]: e["score"] for e in output["emotions"]}
     above = [label for label in labels if scores.get(label, 1.0) > thresholds[label]]
@@ -179,7 +188,10 @@ def summary_markdown(output: dict, thresholds: Mapping[str, float]) -> str:
         f"Arousal **{output['arousal']:.2f}** (1 calm … 5 excited) · "
         f"valence **{output['valence']:.2f}** (1 unpleasant … 5 pleasant)",
     ]
-    if output.get("chunks"):
+    if output.get("utterances"):
+        lines.append(f"{len(output['utterances'])} utterance(s) found and scored one by one; these numbers are their "
+                     "duration-weighted mean, the timeline below shows each utterance.")
+    elif output.get("chunks"):
         windows = len(output["chunks"])
         lines.append(
             f"The {output['duration']:.1f} s recording was scored in {windows} windows of {output['window_seconds']:g}"
@@ -258,15 +270,36 @@ def window_edges(chunks: Sequence[Mapping]) -> np.ndarray:
     return np.concatenate([[chunks[0]["start"]], (centres[1:] + centres[:-1]) / 2, [chunks[-1]["end"]]])
 
 
+def utterance_edges(utterances: Sequence[Mapping]) -> tuple[np.ndarray, list[int]]:
+    """Edges of the cells of an utterance timeline (each utterance's own start and end, a blank cell for each pause
+    between them) and the cell of each utterance.
+
+    >>> edges, cells = utterance_edges([{"start": 0.5, "end": 2.0}, {"start": 3.0, "end": 4.0}])
+    >>> edges.tolist(), cells
+    ([0.5, 2.0, 3.0, 4.0], [0, 2])
+    """
+    edges = np.array([time for u in utterances for time in (u["start"], u["end"])], dtype=np.float64)
+    return edges, list(range(0, 2 * len(utterances), 2))
+
+
 def timeline_figure(output: dict, emotion_names: Sequence[str]):
-    """Per-window emotion scores (a heat map, predicted ones dotted) above per-window arousal and valence."""
+    """Per-window (or per-utterance, the pipeline's `"utterances"`: pauses left blank) emotion scores (a heat map,
+    predicted ones dotted) above their arousal and valence."""
     from matplotlib.figure import Figure
 
-    chunks = output["chunks"]
-    edges = window_edges(chunks)
-    centres = (edges[1:] + edges[:-1]) / 2
-    scores = np.array([[{e["label"]: e["score"] for e in c["emotions"]}.get(name, np.nan) for c in chunks]
-                       for name in emotion_names])
+    utterances = output.get("utterances")
+    chunks = utterances or output["chunks"]
+    if utterances:
+        edges, cells = utterance_edges(utterances)
+        centres = np.array([(u["start"] + u["end"]) / 2 for u in utterances])
+    else:
+        edges = window_edges(chunks)
+        cells = list(range(len(chunks)))
+        centres = (edges[1:] + edges[:-1]) / 2
+    scores = np.full((len(emotion_names), edges.shape[0] - 1), np.nan)
+    for cell, c in zip(cells, chunks):
+        row_scores = {e["label"]: e["score"] for e in c["emotions"]}
+        scores[:, cell] = [row_scores.get(name, np.nan) for name in emotion_names]
     figure = Figure(figsize=(9.0, 4.6), dpi=100, layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     mesh = top.pcolormesh(edges, np.arange(len(emotion_names) + 1), scores, cmap="Blues", vmin=0, vmax=1)
@@ -275,8 +308,8 @@ def timeline_figure(output: dict, emotion_names: Sequence[str]):
         top.plot(hits, [row + 0.5] * len(hits), "o", color="#e4572e", markersize=4)
     top.set_yticks(np.arange(len(emotion_names)) + 0.5, emotion_names)
     top.invert_yaxis()
-    top.set_title("Timeline: emotion scores per window (red dot: predicted), then arousal and valence", fontsize=11,
-                  loc="left")
+    top.set_title(f"Timeline: emotion scores per {'utterance' if utterances else 'window'} (red dot: predicted), then "
+                  "arousal and valence", fontsize=11, loc="left")
     figure.colorbar(mesh, ax=top, label="score", fraction=0.03)
     bottom.plot(centres, [c["arousal"] for c in chunks], "-o", markersize=3, label="arousal", color="#e4572e")
     bottom.plot(centres, [c["valence"] for c in chunks], "-o", markersize=3, label="valence", color="#3b7dd8")

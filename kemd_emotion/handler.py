@@ -16,8 +16,9 @@ Request (JSON):
 out when the checkpoint names a speech recogniser (`config.asr_model`): the recording is then transcribed. `inputs` may be
 a list of such dicts (a batch); a bare audio file as the request body (``Content-Type: audio/wav``) is scored
 without a transcript (speech-only models). `parameters` are the pipeline's call options (`top_k`, `threshold`,
-`chunk_length_s`, `stride_length_s`, `batch_size`, `on_empty_transcript`). The answer is the pipeline's output: one
-`{"emotions", "labels", "arousal", "valence"[, "chunks"]}` per input.
+`chunk_length_s`, `stride_length_s`, `segment`, `batch_size`, `on_empty_transcript`): `"segment": "utterances"`
+(or `[[start, end], ...]` seconds) scores a conversation utterance by utterance. The answer is the pipeline's
+output: one `{"emotions", "labels", "arousal", "valence"[, "chunks" | "utterances"]}` per input.
 
 Errors name the request's field (``inputs.audio``, ``inputs[2].sampling_rate``, ``parameters.top_k``). A bad request,
 or a bad single input, raises a ValueError, which the toolkit returns as ``{"error": ...}`` with status 400. In a

@@ -33,6 +33,7 @@ REMOTE_CODE_FILES = (
     "pipeline_emotion.py",
     "inputs_klue_wav2vec2.py",
     "transcription_klue_wav2vec2.py",
+    "segmentation_klue_wav2vec2.py",
 )
 """The code files a checkpoint must carry for `trust_remote_code=True`."""
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")

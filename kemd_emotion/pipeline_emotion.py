@@ -34,6 +34,7 @@ from .configuration_klue_wav2vec2 import is_private_keyword
 from .inputs_klue_wav2vec2 import (
     EXPECTED_INPUT,
     NO_WORDS,
+    TOO_SHORT,
     TRANSCRIPTION_FAILED,
     InputError,
     InputProblem,
@@ -41,6 +42,7 @@ from .inputs_klue_wav2vec2 import (
     read_input,
 )
 from .processing_klue_wav2vec2 import SAMPLING_RATE, UnknownArgumentError
+from .segmentation_klue_wav2vec2 import check_segments, describe, segments_past_end, speech_segments
 from .transcription_klue_wav2vec2 import Transcriber, TranscriptionError, check_on_empty_transcript
 
 logger = logging.get_logger(__name__)
@@ -48,19 +50,23 @@ logger = logging.get_logger(__name__)
 TASK = "emotion-multimodal"
 CUSTOM_PIPELINE = {"impl": "pipeline_emotion.EmotionMultimodalPipeline", "pt": ["AutoModel"], "type": "multimodal"}
 """The `config.custom_pipelines` entry that lets `trust_remote_code=True` find this file in a checkpoint."""
-PIPELINE_CODE_FILES = ("pipeline_emotion.py", "inputs_klue_wav2vec2.py", "transcription_klue_wav2vec2.py")
+PIPELINE_CODE_FILES = ("pipeline_emotion.py", "inputs_klue_wav2vec2.py", "transcription_klue_wav2vec2.py",
+                       "segmentation_klue_wav2vec2.py")
 """The pipeline's code that `add_pipeline_files` copies into a checkpoint (beside the model's and processor's)."""
 
 ENDPOINT_HANDLER = "handler.py"
 """The Inference Endpoints handler (`EndpointHandler`) that `add_pipeline_files` copies into checkpoints too."""
 
-META_KEYS = ("start", "end", "is_last", "transcript", "transcript_source")
+META_KEYS = ("start", "end", "is_last", "speech", "transcript", "transcript_source")
 """What `preprocess` passes beside the model inputs to `postprocess`, untouched by the model."""
 ERRORS = ("raise", "return")
 """`errors=`: raise for the first bad input of a call, or return `{"error": ...}` in its place."""
 GROUP_SIZE = 64
 """Inputs of a list read (decoded), transcribed and scored together (or `batch_size`, if larger): memory holds one
 group's recordings."""
+UTTERANCES = "utterances"
+"""`segment="utterances"`: cut each recording at its pauses (`speech_segments`) and score every utterance."""
+NO_SPEECH_NOTE = "no speech was found: the recording holds no utterance (silence or steady noise), so nothing was scored"
 
 
 def transcript_of(model_outputs: list[dict]) -> dict:
@@ -136,6 +142,22 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         have the same length, so this is the length-weighted mean). `chunk_length_s` may not exceed the processor's
         `max_audio_seconds`: the model never saw longer clips.
 
+    Conversations (`segment`):
+        `segment="utterances"` cuts each recording at its pauses (an energy-based voice-activity split with no
+        model, `speech_segments` in `segmentation_klue_wav2vec2.py`; an utterance longer than `max_audio_seconds`
+        is split at its quietest frame) and scores every utterance with its own audio; `segment=[(start, end),
+        ...]` (seconds, in time order, not overlapping, each at least the encoder's shortest clip and at most
+        `max_audio_seconds`) scores the segments you give (from a diarisation model, say) instead. The text of
+        a fused model: an input's `"text"`, when it has one, is the whole recording's and is read with *every*
+        utterance (transcripts carry no word timings); an input without one is transcribed utterance by utterance
+        by `asr_model`, each utterance then scored with its own words. The output has
+        `"utterances"`: one `{"start", "end", "emotions", "labels", "arousal", "valence"}` per utterance (plus its
+        `"transcript"` and `"transcript_source"`), times in seconds (4 decimals, like `"chunks"`), and the top-level
+        scores are the duration-weighted mean over the utterances (labels by the same rule as one utterance's). A
+        recording in which no speech is found is no error: its answer has `"utterances": []`, `"emotions": []`,
+        `"labels": []`, `"arousal": None`, `"valence": None` and a `"note"` saying so. `segment` and
+        `chunk_length_s` cannot be combined.
+
     Recordings without a transcript (`asr_model`):
         An input without text is transcribed by `asr_model` (else by the checkpoint's `config.asr_model`) from its
         whole recording, never the training crop; with `chunk_length_s`, each window is transcribed from its own
@@ -153,6 +175,8 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             Default: the checkpoint's own per-emotion `config.decision_thresholds` (tuned on held-out rows), else 0.5.
         chunk_length_s (`float`, *optional*): window length in seconds for long recordings.
         stride_length_s (`float`, *optional*): overlap of consecutive windows in seconds (default 0).
+        segment (`str` or `list`, *optional*): None (the whole recording, or windows), `"utterances"` or a list of
+            `(start, end)` pairs of seconds (see "Conversations").
         batch_size (`int`, *optional*): utterances (or windows) per forward pass; the numbers do not change with it
             because the model pools real tokens and frames only. Also the speech-recognition batch size, unless
             `asr_kwargs` set one.
@@ -177,7 +201,10 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         InputError (a ValueError): naming the input and its field (`inputs[2]['audio']`) and what was expected, for
             a missing or unreadable audio file, an unsupported audio type, a dict without the needed keys, empty text
             for a model that reads text, a clip shorter than the speech encoder's shortest (25 ms), or a text-only
-            checkpoint given audio without text; its `problem` is the structured `InputProblem`.
+            checkpoint given audio without text, or a recording that ends before the last given `segment`; its
+            `problem` is the structured `InputProblem`.
+        ValueError: for bad parameters, e.g. `segments[3]=(4.0, 3.5): ends before it starts.`, or `segment`
+            with `chunk_length_s`.
         ValueError: naming `asr_model` and the checkpoint when it is not a speech-recognition model or cannot be
             loaded.
         TranscriptionError (a ValueError): naming each input the speech-recognition model failed on or heard no words
@@ -221,12 +248,13 @@ class EmotionMultimodalPipeline(ChunkPipeline):
                              f"{max_input_seconds!r}.")
         return errors, max_input_seconds
 
-    def _sanitize_parameters(self, top_k=None, threshold=None, chunk_length_s=None, stride_length_s=None, **kwargs):
+    def _sanitize_parameters(self, top_k=None, threshold=None, chunk_length_s=None, stride_length_s=None,
+                             segment=None, **kwargs):
         unknown = sorted(name for name in kwargs if not is_private_keyword(name))  # transformers' own pass
         if unknown:
             raise UnknownArgumentError(
                 f"{type(self).__name__} got unexpected argument(s) {', '.join(unknown)}; it accepts top_k, "
-                "threshold, chunk_length_s, stride_length_s and the pipeline's own (batch_size, ...)."
+                "threshold, chunk_length_s, stride_length_s, segment and the pipeline's own (batch_size, ...)."
             )
         preprocess, postprocess = {}, {}
         num_labels = self.model.config.num_labels
@@ -240,10 +268,46 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             postprocess["threshold"] = float(threshold)
         if stride_length_s is not None and chunk_length_s is None:
             raise ValueError("stride_length_s needs chunk_length_s: it is the overlap of consecutive windows.")
+        if segment is not None and chunk_length_s is not None:
+            raise ValueError("segment and chunk_length_s cannot be used together: segment cuts a recording at its "
+                             "utterances, chunk_length_s into fixed windows. Pass one of them.")
         if chunk_length_s is not None:
             preprocess.update(self._check_chunking(chunk_length_s, stride_length_s))
             postprocess["chunked"] = True
+        if segment is not None:
+            preprocess["segment"] = self._check_segment(segment)
+            postprocess["segmented"] = True
         return preprocess, {}, postprocess
+
+    def _check_segment(self, segment) -> str | tuple[tuple[int, int], ...]:
+        """`segment=` -> `UTTERANCES`, or the user's segments as `(start, end)` sample bounds (checked here, before
+        any work, except against each recording's length: `_read` does that)."""
+        if not self.needs_audio:
+            raise ValueError("segment cuts recordings at their utterances, but this model (fusion='text') reads no "
+                             "audio.")
+        if isinstance(segment, str):
+            if segment != UTTERANCES:
+                raise ValueError(f"segment={segment!r} is not supported; expected None, {UTTERANCES!r} or a list of "
+                                 "(start, end) pairs of seconds.")
+            return UTTERANCES
+        limit = getattr(self.processor, "max_audio_samples", None)
+        return tuple(check_segments(segment, min_samples=self.model.config.min_audio_samples, max_samples=limit))
+
+    def _segments(self, audio: np.ndarray, segment) -> list[tuple[int, int]]:
+        """`(start, end)` samples of the utterances `segment` names in `audio` (`[]`: no speech was found)."""
+        if segment == UTTERANCES:
+            limit = getattr(self.processor, "max_audio_seconds", None)
+            return speech_segments(audio, SAMPLING_RATE, max_utterance_seconds=limit)
+        return list(segment)
+
+    def _cuts(self, audio: np.ndarray, window: int | None, hop: int | None, segment) -> list[tuple[int, int]] | None:
+        """The `(start, end)` samples each scored clip of `audio` is cut at (windows or segments), or None for the
+        whole recording."""
+        if segment is not None:
+            return self._segments(audio, segment)
+        if window is not None:
+            return window_bounds(audio.shape[0], window, hop)
+        return None
 
     def _check_chunking(self, chunk_length_s, stride_length_s) -> dict:
         if not self.needs_audio:
@@ -282,11 +346,12 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         errors, max_seconds = self._input_settings(kwargs.pop("errors", self.errors),
                                                    kwargs.pop("max_input_seconds", self.max_input_seconds))
         asr = self._transcription_settings(kwargs)
+        read_settings = {"max_seconds": max_seconds, "segment": asr["segment"]}
         if isinstance(inputs, (list, tuple)):
             outputs, failed = [], {}
             size = max(GROUP_SIZE, kwargs.get("batch_size", self._batch_size) or 1)
             for start in range(0, len(inputs), size):
-                group = self._read_group(inputs[start:start + size], start, errors, max_seconds)
+                group = self._read_group(inputs[start:start + size], start, errors, read_settings)
                 outputs.extend(self._score_group(group, kwargs, asr, errors, failed))
             if failed:  # errors="raise": the inputs that were transcribed are still scored; the error carries them
                 raise TranscriptionError({problem.index: str(problem) for problem in failed.values()}, outputs)
@@ -294,9 +359,9 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         if isinstance(inputs, Iterable) and not isinstance(inputs, (Mapping, str, bytes, np.ndarray, torch.Tensor)):
             # A generator or a datasets.Dataset: read lazily, answered lazily (as transformers' pipelines do).
             if errors == "return":
-                return self._answer_stream(inputs, kwargs, asr, max_seconds)
-            return super().__call__(self._read_stream(inputs, max_seconds, **asr), **kwargs)
-        [read] = self._read_group([inputs], None, errors, max_seconds)  # one input (anything else is its error)
+                return self._answer_stream(inputs, kwargs, asr, read_settings)
+            return super().__call__(self._read_stream(inputs, read_settings, **asr), **kwargs)
+        [read] = self._read_group([inputs], None, errors, read_settings)  # one input (anything else is its error)
         if isinstance(read, InputProblem):
             return {"error": read.to_dict()}
         self._transcribe([read], **asr)
@@ -306,20 +371,31 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             raise TranscriptionError({None: str(read.problem)})
         return super().__call__(read, **kwargs)
 
-    def _read(self, value, index: int | None, max_seconds: float | None) -> Utterance:
-        """`read_input` for this model (raises `InputError`)."""
-        return read_input(value, index, reads_text=self.needs_text, reads_audio=self.needs_audio,
-                          can_transcribe=self.can_transcribe, min_samples=self.model.config.min_audio_samples,
-                          max_seconds=max_seconds, owner=self._checkpoint_name(),
-                          transcriber=None if self.transcriber is None else self.transcriber.name)
+    def _read(self, value, index: int | None, max_seconds: float | None, segment=None) -> Utterance:
+        """`read_input` for this model (raises `InputError`); with given segments (sample bounds), a recording
+        that ends before the last of them is refused too."""
+        utterance = read_input(value, index, reads_text=self.needs_text, reads_audio=self.needs_audio,
+                               can_transcribe=self.can_transcribe, min_samples=self.model.config.min_audio_samples,
+                               max_seconds=max_seconds, owner=self._checkpoint_name(),
+                               transcriber=None if self.transcriber is None else self.transcriber.name)
+        if segment is not None and segment != UTTERANCES and utterance.audio is not None:
+            past = segments_past_end(list(segment), utterance.audio.shape[0])
+            if past is not None:
+                start, end = segment[past]
+                named = describe(past, (start / SAMPLING_RATE, end / SAMPLING_RATE))
+                raise InputError(InputProblem(
+                    index, "audio", TOO_SHORT, f"is {utterance.seconds:g} s long, and {named} ends after it",
+                    f"a recording at least {segment[-1][1] / SAMPLING_RATE:g} s long (the end of the last segment)",
+                    "Give segments within the recording."))
+        return utterance
 
-    def _read_group(self, values, start: int | None, errors: str, max_seconds) -> list[Utterance | InputProblem]:
+    def _read_group(self, values, start: int | None, errors: str, settings: dict) -> list[Utterance | InputProblem]:
         """Read each input (`start`: the first one's index, None for a single input); a bad one raises, or with
         errors="return" stays as its `InputProblem`."""
         read = []
         for offset, value in enumerate(values):
             try:
-                read.append(self._read(value, None if start is None else start + offset, max_seconds))
+                read.append(self._read(value, None if start is None else start + offset, **settings))
             except InputError as error:
                 if errors == "raise":
                     raise
@@ -359,25 +435,25 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             answers[index] = scored[position]
         return answers
 
-    def _answer_stream(self, inputs: Iterable, kwargs: dict, asr: dict, max_seconds):
+    def _answer_stream(self, inputs: Iterable, kwargs: dict, asr: dict, settings: dict):
         """errors="return" over a generator or Dataset: answers lazily, `GROUP_SIZE` inputs at a time."""
         group, start = [], 0
         for index, value in enumerate(inputs):
             group.append(value)
             if len(group) == GROUP_SIZE:
-                yield from self._score_group(self._read_group(group, start, "return", max_seconds), kwargs, asr,
+                yield from self._score_group(self._read_group(group, start, "return", settings), kwargs, asr,
                                              "return", {})
                 group, start = [], index + 1
         if group:
-            yield from self._score_group(self._read_group(group, start, "return", max_seconds), kwargs, asr,
+            yield from self._score_group(self._read_group(group, start, "return", settings), kwargs, asr,
                                          "return", {})
 
-    def _read_stream(self, inputs: Iterable, max_seconds, **settings):
+    def _read_stream(self, inputs: Iterable, read_settings: dict, **settings):
         """Read and transcribe a lazy stream of inputs group by group (`batch_size` inputs per ASR call); a bad
         input raises when it is reached."""
         group = []
         for index, value in enumerate(inputs):
-            group.append(self._read(value, index, max_seconds))
+            group.append(self._read(value, index, **read_settings))
             if len(group) >= settings["batch_size"]:
                 self._transcribe(group, **settings)
                 yield from group
@@ -432,16 +508,17 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         return {
             "window": windows.get("window"),
             "hop": windows.get("hop"),
+            "segment": windows.get("segment"),
             "batch_size": kwargs.get("batch_size", self._batch_size) or 1,
             "on_empty_transcript": on_empty_transcript,
         }
 
     def _transcribe(self, utterances: list[Utterance], window: int | None, hop: int | None, batch_size: int,
-                    on_empty_transcript: str) -> None:
+                    on_empty_transcript: str, segment=None) -> None:
         """Give every read input without text its transcripts (or its `problem`), in one ASR call.
 
-        The whole recording is transcribed (never the training crop); with `window` each window of it is
-        transcribed on its own, for the window scored with it.
+        The whole recording is transcribed (never the training crop); with `window` each window of it, with
+        `segment` each utterance of it, is transcribed on its own, for the clip scored with it.
         """
         if not self.can_transcribe or not self.needs_text:
             return
@@ -451,16 +528,18 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         clips, spans = [], []
         for utterance in pending:
             audio = utterance.audio
-            bounds = [(0, audio.shape[0])] if window is None else window_bounds(audio.shape[0], window, hop)
+            bounds = self._cuts(audio, window, hop, segment)
+            bounds = [(0, audio.shape[0])] if bounds is None else bounds
             spans.append((utterance, bounds))
             clips.extend(audio[start:end] for start, end in bounds)
-        texts = iter(self.transcriber(clips, batch_size=batch_size))
+        texts = iter(self.transcriber(clips, batch_size=batch_size) if clips else ())
         for utterance, bounds in spans:
             transcripts = [next(texts) for _ in bounds]
             problems, wordless = [], True
             for (start, end), text in zip(bounds, transcripts):
-                where = "the recording" if window is None else (
-                    f"window {start / SAMPLING_RATE:g}-{end / SAMPLING_RATE:g} s")
+                where = "the recording" if window is None and segment is None else (
+                    f"{'window' if segment is None else 'utterance'} {start / SAMPLING_RATE:g}-"
+                    f"{end / SAMPLING_RATE:g} s")
                 if isinstance(text, Exception):
                     wordless = False
                     problems.append(f"{self.transcriber.name} failed on {where}: {type(text).__name__}: {text}")
@@ -491,16 +570,21 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         return [(text or no_words, text, "asr") for text in utterance.transcripts]
 
     # ------------------------------------------------------------------ steps
-    def preprocess(self, utterance: Utterance, window: int | None = None, hop: int | None = None):
-        """Yield the model inputs of one read input: one item, or one per window when chunking."""
+    def preprocess(self, utterance: Utterance, window: int | None = None, hop: int | None = None, segment=None):
+        """Yield the model inputs of one read input: one item, or one per window when chunking, one per utterance
+        when segmenting (a recording with no utterance yields one placeholder, `"speech": False`, whose scores
+        `postprocess` drops: a chunk pipeline needs an item per input)."""
         if not isinstance(utterance, Utterance):  # transformers' own callers (e.g. a subclass) pass raw inputs
-            utterance = self._read(utterance, None, self.max_input_seconds)
+            utterance = self._read(utterance, None, self.max_input_seconds, segment)
         if utterance.problem is not None:  # a generator's input: raised when reached
             raise TranscriptionError({utterance.index: str(utterance.problem)})
         audio = utterance.audio
+        speech = True
         if audio is None:
             bounds = [(0, 0)]
-        elif window is None:
+        elif window is not None or segment is not None:
+            bounds = self._cuts(audio, window, hop, segment)
+        else:
             limit = self.processor.max_audio_samples
             if limit is not None and audio.shape[0] > limit:
                 logger.warning_once(
@@ -508,9 +592,12 @@ class EmotionMultimodalPipeline(ChunkPipeline):
                     "start, as in training; pass chunk_length_s to score whole recordings window by window."
                 )
             bounds = [(0, audio.shape[0] if limit is None else min(limit, audio.shape[0]))]
-        else:
-            bounds = window_bounds(audio.shape[0], window, hop)
         texts = self._window_texts(utterance, len(bounds))
+        if not bounds:  # no speech: a placeholder clip, scored and dropped
+            speech, bounds = False, [(0, min(audio.shape[0], max(self.model.config.min_audio_samples, SAMPLING_RATE)))]
+            no_words = getattr(self.processor.tokenizer, "unk_token", None) or "[UNK]"
+            texts = [(utterance.text or no_words, utterance.text, "given" if utterance.text else "asr")
+                     if self.needs_text else (None, None, None)]
         for number, ((start, end), (text, transcript, source)) in enumerate(zip(bounds, texts)):
             clip = None if audio is None else audio[start:end]
             features = self.processor(text=text, audio=clip, sampling_rate=SAMPLING_RATE, return_tensors="pt")
@@ -523,6 +610,7 @@ class EmotionMultimodalPipeline(ChunkPipeline):
                 "start": start / SAMPLING_RATE,
                 "end": end / SAMPLING_RATE,
                 "is_last": number == len(bounds) - 1,
+                "speech": speech,
                 **({} if source is None else {"transcript": transcript, "transcript_source": source}),
             }
 
@@ -537,9 +625,13 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         return {"logits": outputs.logits, "regression": outputs.regression, **meta}
 
     def postprocess(
-        self, model_outputs: list[dict], top_k: int | None = None, threshold: float | None = None, chunked: bool = False
+        self, model_outputs: list[dict], top_k: int | None = None, threshold: float | None = None, chunked: bool = False,
+        segmented: bool = False,
     ) -> dict:
-        """Window outputs of one input -> its scores (and its `"chunks"` when it was cut into windows)."""
+        """Window outputs of one input -> its scores (and its `"chunks"` when it was cut into windows, its
+        `"utterances"` when it was cut at its utterances)."""
+        if segmented:
+            return self._timeline(model_outputs, top_k, threshold)
         probabilities = torch.cat([torch.sigmoid(output["logits"].float()) for output in model_outputs]).numpy()
         regression = torch.cat([output["regression"].float() for output in model_outputs]).numpy()
         result = self._scores(probabilities.mean(0), regression.mean(0), top_k, threshold)
@@ -554,6 +646,30 @@ class EmotionMultimodalPipeline(ChunkPipeline):
                 }
                 for i, output in enumerate(model_outputs)
             ]
+        return result
+
+    def _timeline(self, model_outputs: list[dict], top_k, threshold) -> dict:
+        """Utterance outputs of one input -> the duration-weighted mean scores and `"utterances"`, or, when no
+        speech was found, `"utterances": []` with a `"note"` and no scores."""
+        spoken = [output for output in model_outputs if bool(output["speech"])]
+        if not spoken:
+            return {"emotions": [], "labels": [], "arousal": None, "valence": None, **transcript_of(model_outputs),
+                    "utterances": [], "note": NO_SPEECH_NOTE}
+        probabilities = torch.cat([torch.sigmoid(output["logits"].float()) for output in spoken]).double().numpy()
+        regression = torch.cat([output["regression"].float() for output in spoken]).double().numpy()
+        durations = np.array([float(output["end"]) - float(output["start"]) for output in spoken])
+        weights = durations / durations.sum()
+        result = self._scores(weights @ probabilities, weights @ regression, top_k, threshold)
+        result.update(transcript_of(spoken))
+        result["utterances"] = [
+            {
+                "start": round(float(output["start"]), 4),
+                "end": round(float(output["end"]), 4),
+                **self._scores(probabilities[i], regression[i], top_k, threshold),
+                **transcript_of([output]),
+            }
+            for i, output in enumerate(spoken)
+        ]
         return result
 
     def _scores(self, probabilities: np.ndarray, regression: np.ndarray, top_k, threshold) -> dict:
@@ -633,4 +749,4 @@ def add_pipeline_files(checkpoint_dir: str | os.PathLike) -> None:
 
 
 __all__ = ["EmotionMultimodalPipeline", "InputError", "InputProblem", "TASK", "TranscriptionError", "add_pipeline_files",
-           "window_bounds"]
+           "window_bounds", "UTTERANCES", "NO_SPEECH_NOTE"]

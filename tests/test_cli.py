@@ -205,3 +205,72 @@ def test_make_sample_is_wired(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "make-sample" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def conversation_file(tmp_path_factory):
+    """Three sample-corpus utterances with pauses of low noise between them, as a 16 kHz WAV file."""
+    from kemd_emotion.data.sample import synthesize_utterance
+
+    rng = np.random.default_rng(21)
+    parts = []
+    for seed, (category, seconds) in enumerate([("happy", 1.5), ("angry", 2.0), ("sad", 1.2)]):
+        parts += [0.001 * rng.standard_normal(int(0.8 * 16000)), synthesize_utterance(category, seconds, seed=seed)[1]]
+    parts.append(0.001 * rng.standard_normal(8000))
+    path = tmp_path_factory.mktemp("conversation") / "talk.wav"
+    soundfile.write(path, np.concatenate(parts).astype(np.float32), 16000, subtype="FLOAT")
+    return path
+
+
+def test_predict_segment_utterances_json_csv_and_vtt(capsys, checkpoint, reference, conversation_file, tmp_path):
+    import csv
+    import io
+
+    want = reference({"text": TEXT, "audio": str(conversation_file)}, segment="utterances")
+    assert len(want["utterances"]) == 3
+    common = ("predict", "--model", checkpoint, "--audio", conversation_file, "--text", TEXT, "--segment",
+              "utterances", "--no-progress")
+    status, out, _ = run(capsys, *common)
+    [entry] = json.loads(out)
+    assert status == 0 and [(u["start"], u["end"]) for u in entry["utterances"]] == [
+        (u["start"], u["end"]) for u in want["utterances"]]
+    np.testing.assert_allclose([u["arousal"] for u in entry["utterances"]], [u["arousal"] for u in want["utterances"]],
+                               atol=1e-5)
+
+    status, out, _ = run(capsys, *common, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert status == 0 and rows[0] == ["file", "start", "end", "labels", "arousal", "valence", "transcript", "error"]
+    assert rows[1:] == [[str(conversation_file), str(u["start"]), str(u["end"]), ";".join(u["labels"]),
+                         f"{u['arousal']:.4f}", f"{u['valence']:.4f}", TEXT, ""] for u in want["utterances"]]
+
+    status, out, _ = run(capsys, *common, "--format", "vtt")
+    assert status == 0
+    cues = out.split("\n\n")
+    assert cues[:2] == ["WEBVTT", f"NOTE {conversation_file}"]
+    first = want["utterances"][0]
+    start, end = (f"00:00:{first[key]:06.3f}" for key in ("start", "end"))
+    assert cues[2] == (f"1\n{start} --> {end}\n{', '.join(first['labels'])} (arousal {first['arousal']:.2f}, "
+                       f"valence {first['valence']:.2f})\n{TEXT}")
+    assert len([cue for cue in cues if " --> " in cue]) == 3
+
+    # A silent recording: no cue, a note; a row with the note in CSV.
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, (0.001 * np.random.default_rng(22).standard_normal(32000)).astype(np.float32), 16000)
+    status, out, _ = run(capsys, "predict", "--model", checkpoint, "--audio", silent, "--text", TEXT, "--segment",
+                         "utterances", "--format", "vtt", "--no-progress")
+    assert status == 0 and " --> " not in out and "NOTE no speech was found" in out
+    status, out, _ = run(capsys, "predict", "--model", checkpoint, "--audio", silent, conversation_file, "--text", TEXT,
+                         TEXT, "--segment", "utterances", "--format", "csv", "--no-progress")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[1][0] == str(silent) and rows[1][7].startswith("no speech was found") and len(rows) == 5
+
+
+def test_predict_timeline_formats_refuse_what_they_cannot_write(capsys, checkpoint, conversation_file, recordings):
+    status, _, err = run(capsys, "predict", "--model", checkpoint, "--audio", conversation_file, "--format", "vtt")
+    assert status == 2 and "--format vtt writes a timeline: pass --segment utterances (or --chunk-length-s)." in err
+    status, _, err = run(capsys, "predict", "--model", checkpoint, "--audio", recordings, "--segment", "utterances",
+                         "--format", "vtt")
+    assert status == 2 and "--format vtt writes the cues of one recording; 4 audio files were given" in err
+    status, _, err = run(capsys, "predict", "--model", checkpoint, "--audio", conversation_file, "--segment",
+                         "utterances", "--chunk-length-s", 5)
+    assert status == 2 and "--segment and --chunk-length-s cannot be used together" in err

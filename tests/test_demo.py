@@ -219,3 +219,41 @@ def test_space_entry_point_needs_the_model_variable(monkeypatch):
         space_main()
     app = (ROOT / "examples" / "space" / "app.py").read_text(encoding="utf-8")
     assert "from kemd_emotion.demo import main" in app  # the Space runs the same app as `kemd-emotion demo`
+
+
+def test_the_timeline_shows_utterances_with_their_pauses_blank(classifier):
+    rng = np.random.default_rng(9)
+    pause = lambda: 0.001 * rng.standard_normal(12800)  # noqa: E731
+    audio = np.concatenate([pause(), synthesize_utterance("happy", 1.5, seed=1)[1], pause(),
+                            synthesize_utterance("angry", 2.0, seed=2)[1], pause()]).astype(np.float32)
+    output = classifier({"text": TEXT, "audio": audio}, segment="utterances")
+    utterances = output["utterances"]
+    assert len(utterances) == 2
+    names = list(classifier.model.config.label2id)
+    top, bottom = timeline_figure(output, names).axes[:2]
+    heat = np.ma.filled(top.collections[0].get_array(), np.nan).reshape(len(names), 3)
+    want = [[{e["label"]: e["score"] for e in u["emotions"]}[name] for u in utterances] for name in names]
+    np.testing.assert_allclose(heat[:, [0, 2]], want)
+    assert np.isnan(heat[:, 1]).all()  # the pause between them
+    np.testing.assert_allclose(bottom.lines[0].get_data()[0], [(u["start"] + u["end"]) / 2 for u in utterances])
+    np.testing.assert_allclose(bottom.lines[0].get_data()[1], [u["arousal"] for u in utterances])
+    assert "per utterance" in top.get_title(loc="left")
+
+
+def test_predict_can_cut_at_utterances(classifier, tmp_path):
+    rng = np.random.default_rng(10)
+    pause = lambda: 0.001 * rng.standard_normal(12800)  # noqa: E731
+    audio = np.concatenate([pause(), synthesize_utterance("sad", 1.5, seed=3)[1], pause(),
+                            synthesize_utterance("happy", 1.5, seed=4)[1], pause()]).astype(np.float32)
+    path = tmp_path / "talk.wav"
+    soundfile.write(path, audio, 16000, subtype="FLOAT")
+    output = predict(classifier, str(path), TEXT, segment=True)
+    want = classifier({"text": TEXT, "audio": str(path)}, segment="utterances")
+    assert_same_output({k: v for k, v in output.items() if k not in ("duration", "window_seconds", "utterances")},
+                       {k: v for k, v in want.items() if k != "utterances"})
+    assert output["duration"] == want["utterances"][-1]["end"] and len(output["utterances"]) == 2
+    thresholds = dict.fromkeys(classifier.model.config.label2id, 0.5)
+    assert "2 utterance(s) found and scored one by one" in summary_markdown(output, thresholds)
+    soundfile.write(tmp_path / "quiet.wav", 0.001 * rng.standard_normal(16000), 16000)
+    quiet = predict(classifier, str(tmp_path / "quiet.wav"), TEXT, segment=True)
+    assert summary_markdown(quiet, thresholds).startswith("### No speech found\n\nNo speech was found")

@@ -241,3 +241,30 @@ def test_without_text_a_checkpoint_with_a_speech_recogniser_transcribes(tiny_mod
         {"audio": clips["16k"]}, on_empty_transcript="speech_only")
     assert got["transcript_source"] == "asr"
     assert_same_output(got, want)
+
+
+def test_parameters_segment_gives_a_timeline(handler, original):
+    """`parameters.segment` reaches the pipeline (the handler reads its options from `_sanitize_parameters`): JSON
+    segments are lists, not tuples; a bad segment names itself; silence answers with a note."""
+    from kemd_emotion.data.sample import synthesize_utterance
+
+    rng = np.random.default_rng(31)
+    talk = np.concatenate([0.001 * rng.standard_normal(12000), synthesize_utterance("happy", 1.5, seed=1)[1],
+                           0.001 * rng.standard_normal(12000), synthesize_utterance("sad", 1.5, seed=2)[1],
+                           0.001 * rng.standard_normal(8000)]).astype(np.float32)
+    wav = encode(talk, 16000, subtype="FLOAT")
+    answer = handler({"inputs": {"text": TEXT, "audio": wav}, "parameters": {"segment": "utterances"}})
+    want = original({"text": TEXT, "audio": talk}, segment="utterances")
+    assert len(answer["utterances"]) == 2
+    assert_same_output({k: v for k, v in answer.items() if k != "utterances"},
+                       {k: v for k, v in want.items() if k != "utterances"}, atol=1e-5)
+    for got, expected in zip(answer["utterances"], want["utterances"]):
+        assert (got["start"], got["end"]) == (expected["start"], expected["end"])
+        assert_same_output(got, expected, atol=1e-5)
+    given = handler({"inputs": {"text": TEXT, "audio": wav}, "parameters": {"segment": [[0.5, 2.0], [2.5, 4.0]]}})
+    assert [(u["start"], u["end"]) for u in given["utterances"]] == [(0.5, 2.0), (2.5, 4.0)]
+    with pytest.raises(ValueError, match=r"^segments\[1\]=\(1.5, 3.0\): overlaps segments\[0\]=\(0.5, 2.0\)"):
+        handler({"inputs": {"text": TEXT, "audio": wav}, "parameters": {"segment": [[0.5, 2.0], [1.5, 3.0]]}})
+    silent = encode(0.001 * rng.standard_normal(16000), 16000, subtype="FLOAT")
+    quiet = handler({"inputs": {"text": TEXT, "audio": silent}, "parameters": {"segment": "utterances"}})
+    assert quiet["utterances"] == [] and quiet["note"].startswith("no speech was found")

@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "kemd_emotion"
 TEXT = "오늘 정말 화가 나요"
 INTERFACES_AND_INFERENCE = ("cli.py", "demo.py", "handler.py", "pipeline_emotion.py", "inputs_klue_wav2vec2.py",
                             "transcription_klue_wav2vec2.py", "processing_klue_wav2vec2.py",
-                            "onnxruntime_klue_wav2vec2.py")
+                            "onnxruntime_klue_wav2vec2.py", "segmentation_klue_wav2vec2.py")
 
 
 def read(value, **overrides):

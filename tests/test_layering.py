@@ -17,7 +17,7 @@ TESTS = REPO / "tests"
 LAYERS = (
     ("checkpoint code", ("configuration_klue_wav2vec2", "modeling_klue_wav2vec2", "processing_klue_wav2vec2",
                          "inputs_klue_wav2vec2", "pipeline_emotion", "transcription_klue_wav2vec2",
-                         "onnxruntime_klue_wav2vec2",
+                         "segmentation_klue_wav2vec2", "onnxruntime_klue_wav2vec2",
                          "evaluate_metric")),
     ("library", ("kemd_emotion", "wordpiece", "metrics", "data", "small_encoders")),
     ("training and sharing", ("trainer", "hub", "onnx")),
@@ -29,7 +29,8 @@ subpackages (``data`` is every ``kemd_emotion.data.*``); ``kemd_emotion`` is the
 public API, which registers the Auto classes and the pipeline task)."""
 
 CHECKPOINT_CODE = ("configuration_klue_wav2vec2", "modeling_klue_wav2vec2", "processing_klue_wav2vec2",
-                   "inputs_klue_wav2vec2", "pipeline_emotion", "transcription_klue_wav2vec2", "onnxruntime_klue_wav2vec2")
+                   "inputs_klue_wav2vec2", "pipeline_emotion", "transcription_klue_wav2vec2",
+                   "segmentation_klue_wav2vec2", "onnxruntime_klue_wav2vec2")
 """Copied next to saved checkpoints (and ONNX folders) and loaded with `trust_remote_code` where this package is
 not installed: they import each other with single-dot relative imports, and nothing else of the package."""
 
