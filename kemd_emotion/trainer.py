@@ -82,15 +82,24 @@ def automatic_positive_weights(labels, low: float = POSITIVE_WEIGHT_RANGE[0],
     return [float(value) for value in np.clip(ratios, low, high)]
 
 
-def emotion_compute_metrics(eval_prediction: EvalPrediction, decision_thresholds=None) -> dict[str, float]:
+def emotion_compute_metrics(eval_prediction: EvalPrediction, decision_thresholds=None,
+                            emotions=None) -> dict[str, float]:
     """`compute_metrics` for the Trainer: the paper's scores from `((logits, regression), (labels, regression_labels))`
-    at the fixed 0.5, plus the F-scores at `decision_thresholds` (one per emotion; keys suffixed `_tuned`) when given."""
+    at the fixed 0.5, plus the F-scores at `decision_thresholds` (one per emotion; keys suffixed `_tuned`) when given.
+    `emotions`: the class names of the per-class keys (the model's `id2label` order); None: KEMDy's seven."""
     logits, regression = _split(eval_prediction.predictions, "predictions")
     labels, regression_labels = _split(eval_prediction.label_ids, "label_ids")
-    metrics = compute_emotion_metrics(logits, labels, regression, regression_labels)
+    names = {} if emotions is None else {"emotions": tuple(emotions)}
+    metrics = compute_emotion_metrics(logits, labels, regression, regression_labels, **names)
     if decision_thresholds is not None and logits is not None and labels is not None:
-        metrics.update(tuned_emotion_scores(logits, labels, decision_thresholds))
+        metrics.update(tuned_emotion_scores(logits, labels, decision_thresholds, names.get("emotions")))
     return metrics
+
+
+def label_names(config) -> tuple[str, ...]:
+    """The model's emotion names in output order: ``config.id2label[0], ..., config.id2label[num_labels - 1]``."""
+    id2label = {int(key): value for key, value in config.id2label.items()}
+    return tuple(id2label[index] for index in range(config.num_labels))
 
 
 def _split(pair, name: str):
@@ -137,7 +146,8 @@ class EmotionTrainer(Trainer):
     def paper_metrics(self, eval_prediction: EvalPrediction) -> dict[str, float]:
         """[`emotion_compute_metrics`] at 0.5 and at the model's `decision_thresholds` (when its config has them)."""
         config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
-        return emotion_compute_metrics(eval_prediction, getattr(config, "decision_thresholds", None))
+        return emotion_compute_metrics(eval_prediction, getattr(config, "decision_thresholds", None),
+                                       label_names(config) if config is not None else None)
 
     def resolve_automatic_positive_weights(self) -> None:
         """`emotion_pos_weight="auto"` -> [`automatic_positive_weights`] of the training rows' `emotion` column."""

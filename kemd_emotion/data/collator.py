@@ -17,21 +17,25 @@ from ..processing_klue_wav2vec2 import MIN_AUDIO_SAMPLES, load_audio, resample, 
 logger = logging.get_logger(__name__)
 
 
-def multi_hot(emotions: Sequence[str], name: str = "emotion") -> np.ndarray:
-    """``["neutral", "happy"]`` -> float32 ``(7,)`` with 1.0 at those emotions' positions in `EMOTIONS`.
+def multi_hot(emotions: Sequence[str], name: str = "emotion", labels: Sequence[str] = EMOTIONS) -> np.ndarray:
+    """``["neutral", "happy"]`` -> float32 ``(len(labels),)`` with 1.0 at those emotions' positions in `labels`
+    (KEMDy's seven `EMOTIONS` by default; a manifest's own label set, the model's `id2label` order).
 
     >>> multi_hot(["neutral", "happy"]).tolist()
     [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+    >>> multi_hot("슬픔", labels=("기쁨", "분노", "슬픔", "중립")).tolist()
+    [0.0, 0.0, 1.0, 0.0]
     """
+    labels = tuple(labels)
     if isinstance(emotions, str):
         emotions = emotions.split(";")
-    vector = np.zeros(len(EMOTIONS), dtype=np.float32)
+    vector = np.zeros(len(labels), dtype=np.float32)
     for emotion in emotions:
-        if emotion not in EMOTIONS:
-            raise ValueError(f"{name} holds {emotion!r}, which is not one of {EMOTIONS}.")
-        vector[EMOTIONS.index(emotion)] = 1.0
+        if emotion not in labels:
+            raise ValueError(f"{name} holds {emotion!r}, which is not one of {labels}.")
+        vector[labels.index(emotion)] = 1.0
     if not vector.any():
-        raise ValueError(f"{name} is empty; expected at least one of {EMOTIONS}.")
+        raise ValueError(f"{name} is empty; expected at least one of {labels}.")
     return vector
 
 
@@ -103,7 +107,7 @@ class KemdyCollator:
 
     - ``input_ids``, ``attention_mask``, ``token_type_ids``: int64 ``(B, text tokens)``;
     - ``input_values``: float32 ``(B, samples)``; ``audio_attention_mask``: int ``(B, samples)``;
-    - ``labels``: float32 ``(B, 7)``, multi-hot over `EMOTIONS` (when `with_labels` and rows have ``emotion``);
+    - ``labels``: float32 ``(B, C)``, multi-hot over `labels` (`EMOTIONS` by default; when `with_labels` and rows have ``emotion``);
     - ``regression_labels``: float32 ``(B, 2)``, arousal then valence on the corpus's 1-5 scale (likewise).
 
     Args:
@@ -125,6 +129,8 @@ class KemdyCollator:
     audio_column: str = "audio"
     empty_text: str | None = None
     skip_bad_audio: bool = True
+    labels: Sequence[str] | None = None
+    """The label set of the multi-hot ``labels`` (the model's `id2label` order); None: KEMDy's seven `EMOTIONS`."""
 
     def __post_init__(self):
         self.skipped: dict[str, str] = {}
@@ -168,7 +174,8 @@ class KemdyCollator:
         batch = dict(self.processor(text=texts, audio=clips, sampling_rate=self.sampling_rate, return_tensors="pt"))
         if self.with_labels and all("emotion" in row for row in rows):
             batch["labels"] = torch.from_numpy(
-                np.stack([multi_hot(row["emotion"], f"row {i} emotion") for i, row in enumerate(rows)]))
+                np.stack([multi_hot(row["emotion"], f"row {i} emotion", self.labels or EMOTIONS)
+                          for i, row in enumerate(rows)]))
         if self.with_labels and all("arousal" in row and "valence" in row for row in rows):
             batch["regression_labels"] = torch.tensor(
                 [[float(row["arousal"]), float(row["valence"])] for row in rows], dtype=torch.float32)

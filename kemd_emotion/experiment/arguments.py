@@ -244,8 +244,10 @@ def parse_row_names(value: str) -> list[str]:
     return [row.name for row in parse_rows(value)]
 
 
-def parse_positive_weight(value) -> str | list[float] | None:
-    """``--emotion_pos_weight``: None / ``"none"`` -> None, ``"auto"`` -> ``"auto"``, ``"1,2,..."`` -> 7 floats.
+def parse_positive_weight(value, labels=EMOTIONS) -> str | list[float] | None:
+    """``--emotion_pos_weight``: None / ``"none"`` -> None, ``"auto"`` -> ``"auto"``, ``"1,2,..."`` -> one float per
+    label of `labels` (KEMDy's seven `EMOTIONS` by default; a manifest's own label set); `labels=None` accepts any
+    count of positive numbers (the check before the labels are known).
 
     Raises:
         ValueError: naming the option and the accepted values.
@@ -256,12 +258,13 @@ def parse_positive_weight(value) -> str | list[float] | None:
         return AUTO_WEIGHT
     try:
         weights = [float(part) for part in value.split(",")] if isinstance(value, str) else value
-        return positive_weights(weights, len(EMOTIONS))
-    except ValueError:
+        return positive_weights(weights, len(weights) if labels is None else len(labels))
+    except (ValueError, TypeError):
         pass
+    count = "one or more" if labels is None else str(len(labels))
+    names = "" if labels is None else f" ({', '.join(labels)})"
     raise ValueError(f"--emotion_pos_weight {value!r}: expected {AUTO_WEIGHT!r} (from each fold's training rows), "
-                     f"'none', or {len(EMOTIONS)} positive numbers, comma-separated, one per emotion "
-                     f"({', '.join(EMOTIONS)}).")
+                     f"'none', or {count} positive numbers, comma-separated, one per emotion{names}.")
 
 
 def parse_manifest_columns(value: str | None) -> dict[str, str]:

@@ -69,6 +69,9 @@ class FoldSetup:
     """The run's settings fingerprint: every metrics.json and final_info.json carries it."""
     data_dir: str | None = None
     """The corpus' root folder (the sample corpus' when the run wrote one): the prosody row caches its features there."""
+    labels: tuple[str, ...] = EMOTIONS
+    """The corpus' label set, in the model's output order (its config's `id2label`): KEMDy's seven `EMOTIONS`, or a
+    manifest's own labels."""
 
     @property
     def several_seeds(self) -> bool:
@@ -109,8 +112,10 @@ class CountTrainingSteps(TrainerCallback):
         self.steps += 1
 
 
-def build_model(model_args, fusion: str, vocab_size: int, seed: int) -> KlueWav2Vec2ForEmotion:
-    """The model of `fusion`, initialised from `seed`: pretrained encoders when given, else the small ones.
+def build_model(model_args, fusion: str, vocab_size: int, seed: int,
+                labels=EMOTIONS) -> KlueWav2Vec2ForEmotion:
+    """The model of `fusion`, initialised from `seed`: pretrained encoders when given, else the small ones; one
+    emotion output per label of `labels` (its config's `id2label` / `label2id`, in that order).
 
     `emotion_pos_weight="auto"` stays in the config here: the `EmotionTrainer` replaces it by the weights of the rows
     it trains on."""
@@ -119,7 +124,8 @@ def build_model(model_args, fusion: str, vocab_size: int, seed: int) -> KlueWav2
                    regression_loss_weight=model_args.regression_loss_weight,
                    classifier_dropout=model_args.classifier_dropout,
                    freeze_feature_encoder=model_args.freeze_feature_encoder,
-                   emotion_pos_weight=parse_positive_weight(model_args.emotion_pos_weight))
+                   emotion_pos_weight=parse_positive_weight(model_args.emotion_pos_weight, labels),
+                   id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
     set_seed(seed)
     if model_args.text_model is not None or model_args.audio_model is not None:
         reads_text, reads_audio = fusion_modalities(fusion)
@@ -149,10 +155,12 @@ def make_trainer(setup: FoldSetup, row: TableRow, directory: Path, train_dataset
     args = copy.copy(setup.args)
     args.output_dir, args.seed = str(directory), seed
     trainer = EmotionTrainer(
-        model=build_model(row.model_arguments(setup.model_args), row.fusion, len(setup.processor.tokenizer), seed),
+        model=build_model(row.model_arguments(setup.model_args), row.fusion, len(setup.processor.tokenizer), seed,
+                          setup.labels),
         args=args,
         train_dataset=train_dataset,
-        data_collator=KemdyCollator(setup.processor, max_audio_seconds=setup.data_args.max_audio_seconds),
+        data_collator=KemdyCollator(setup.processor, max_audio_seconds=setup.data_args.max_audio_seconds,
+                                    labels=setup.labels),
         processing_class=setup.processor,
         callbacks=list(callbacks),
     )
@@ -194,7 +202,8 @@ def run_fold(setup: FoldSetup, row: TableRow, fold: int, seed: int) -> dict | No
                               "training_steps_this_session": counter.steps})
     thresholds = None
     if validation_indices is not None:
-        thresholds = tune_thresholds(processes, trainer, dataset.select(validation_indices), fold_dir, name)
+        thresholds = tune_thresholds(processes, trainer, dataset.select(validation_indices), fold_dir, name,
+                                     setup.labels)
     prediction = trainer.predict(test, metric_key_prefix="test")
     if fold == len(setup.folds) - 1 and seed == setup.seeds[0] and args.final_model == "last_fold":
         save_final(setup, trainer, row, {"origin": "last_fold", "fold": fold, "seed": seed, "train_rows": len(train)})
@@ -204,13 +213,16 @@ def run_fold(setup: FoldSetup, row: TableRow, fold: int, seed: int) -> dict | No
         logits, regression, labels, regression_labels, segment_ids, aligned = _aligned_predictions(prediction, test, name)
         write_npz(fold_dir / PREDICTIONS, segment_id=segment_ids, logits=logits, regression=regression, labels=labels,
                   regression_labels=regression_labels)
-        metrics = compute_emotion_metrics(logits, labels, regression, regression_labels)
+        names = setup.labels
+        metrics = compute_emotion_metrics(logits, labels, regression, regression_labels, emotions=names)
         if thresholds is not None:
-            metrics.update(tuned_emotion_scores(logits, labels, thresholds))
-        metrics.update(majority_baseline(labels, _multi_hot(dataset.select(train_indices)["emotion"])))
+            metrics.update(tuned_emotion_scores(logits, labels, thresholds, names))
+        metrics.update(majority_baseline(labels, _multi_hot(dataset.select(train_indices)["emotion"], names),
+                                         emotions=names))
         config = trainer.accelerator.unwrap_model(trainer.model).config
-        metrics.update({f"support_{emotion}": int(count) for emotion, count in zip(EMOTIONS, labels.sum(axis=0))})
+        metrics.update({f"support_{emotion}": int(count) for emotion, count in zip(names, labels.sum(axis=0))})
         metrics.update({
+            "labels": list(names),
             "fusion": config.fusion, "row": row.name, "row_options": row.options, "fold": fold,
             "seed": seed, "num_folds": len(setup.folds), "num_train": len(train),
             "num_validation": 0 if validation_indices is None else len(validation_indices), "num_test": len(test),
@@ -243,7 +255,7 @@ def run_fold(setup: FoldSetup, row: TableRow, fold: int, seed: int) -> dict | No
 
 
 def tune_thresholds(processes: Processes, trainer: EmotionTrainer, validation, directory: Path,
-                    name: str) -> np.ndarray:
+                    name: str, labels=EMOTIONS) -> np.ndarray:
     """Predict the held-out `validation` rows, pick per emotion the threshold with the best F1 on them, put the
     thresholds into the trained model's config (every process: the main process' choice) and, on the main process,
     write what they were chosen from to ``validation_predictions.npz``. Returns the `(7,)` thresholds."""
@@ -255,7 +267,7 @@ def tune_thresholds(processes: Processes, trainer: EmotionTrainer, validation, d
         write_npz(directory / VALIDATION_PREDICTIONS, segment_id=segment_ids, logits=logits, labels=labels,
                   decision_thresholds=thresholds)
         logger.info("%s: decision thresholds tuned on %d held-out rows: %s.", name, len(validation),
-                    ", ".join(f"{emotion} {value:.2f}" for emotion, value in zip(EMOTIONS, thresholds)))
+                    ", ".join(f"{emotion} {value:.2f}" for emotion, value in zip(labels, thresholds)))
     thresholds = np.asarray(processes.agree(None if thresholds is None else thresholds.tolist()), dtype=np.float64)
     trainer.accelerator.unwrap_model(trainer.model).config.decision_thresholds = [float(t) for t in thresholds]
     return thresholds
@@ -298,7 +310,8 @@ def train_final_on_all_data(setup: FoldSetup, row: TableRow) -> None:
                     f", resuming from {Path(checkpoint).name}" if checkpoint else "")
     trainer.train(resume_from_checkpoint=checkpoint)
     if validation_indices is not None:
-        tune_thresholds(processes, trainer, dataset.select(validation_indices), directory, f"{row.name} final model")
+        tune_thresholds(processes, trainer, dataset.select(validation_indices), directory, f"{row.name} final model",
+                        setup.labels)
     save_final(setup, trainer, row, {"origin": "all_data", "fold": None, "seed": seed, "train_rows": len(train)})
     if processes.is_main and not setup.args.keep_checkpoints:
         shutil.rmtree(directory, ignore_errors=True)
@@ -325,7 +338,7 @@ def save_final(setup: FoldSetup, trainer: EmotionTrainer, row: TableRow, info: d
         raise RuntimeError(f"{final_dir} holds pickle files ({', '.join(pickles)}); a shared folder must not.")
     config = trainer.accelerator.unwrap_model(trainer.model).config
     info = {**info, "fusion": config.fusion, "row": row.name, "decision_thresholds": config.decision_thresholds,
-            "emotion_pos_weight": config.emotion_pos_weight,
+            "emotion_pos_weight": config.emotion_pos_weight, "labels": list(setup.labels),
             "run_dir": str(setup.output_dir), "num_folds": len(setup.folds),
             "preset": setup.preset, "text_model": setup.model_args.text_model,
             "audio_model": setup.model_args.audio_model, "fingerprint_sha256": setup.fingerprint_sha256}
@@ -333,10 +346,10 @@ def save_final(setup: FoldSetup, trainer: EmotionTrainer, row: TableRow, info: d
     logger.info("%s: saved the final model (%s) to %s.", row.name, info["origin"], final_dir)
 
 
-def _multi_hot(emotions) -> np.ndarray:
+def _multi_hot(emotions, labels=EMOTIONS) -> np.ndarray:
     from ..data import multi_hot
 
-    return np.stack([multi_hot(row) for row in emotions])
+    return np.stack([multi_hot(row, labels=labels) for row in emotions])
 
 
 __all__ = ["FoldSetup", "run_fold", "tune_thresholds", "train_final_on_all_data", "save_final", "build_model", "make_trainer",

@@ -88,6 +88,15 @@ class RunResults:
     seeds: list = field(default_factory=list)
     """The seeds of the finished runs (one None for runs that do not record it)."""
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The model's emotion names in output order: what the run recorded (final_info.json, a fold's metrics.json,
+        run_args.json: a manifest's own label set), else KEMDy's seven `EMOTIONS`."""
+        recorded = ((self.final_info or {}).get("labels")
+                    or next((m["labels"] for m in self.fold_metrics if m.get("labels")), None)
+                    or self.run_args.get("labels"))
+        return tuple(recorded) if recorded else tuple(EMOTIONS)
+
     def summary(self, key: str) -> tuple[float, float | None, list[float]] | None:
         """`(mean, std, per-run values)` of a metric over the runs (std with ddof=1; None for one run)."""
         values = [float(m[key]) for m in self.fold_metrics if isinstance(m.get(key), (int, float))]
@@ -168,36 +177,38 @@ def plot_emotions(run: RunResults, path: str | os.PathLike, threshold: float | N
     # shares[i, j]: of the utterances labelled i, the fraction for which j was predicted.
     shares = (labels.T.astype(np.float64) @ predicted.astype(np.float64)) / np.maximum(support, 1)[:, None]
 
+    emotions = run.labels
     figure = _figure(11.5, 4.6)
     left, right = figure.subplots(1, 2, width_ratios=[1.25, 1])
     image = left.imshow(100 * shares, cmap="Blues", vmin=0, vmax=100)
-    left.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=40, ha="right")
-    left.set_yticks(range(len(EMOTIONS)), [f"{name} (n={int(n)})" for name, n in zip(EMOTIONS, support)])
+    left.set_xticks(range(len(emotions)), emotions, rotation=40, ha="right")
+    left.set_yticks(range(len(emotions)), [f"{name} (n={int(n)})" for name, n in zip(emotions, support)])
     left.set_xlabel("predicted emotion")
     left.set_ylabel("true emotion")
     left.set_title("Predicted for each true emotion (% of row)")
-    for i in range(len(EMOTIONS)):
-        for j in range(len(EMOTIONS)):
+    for i in range(len(emotions)):
+        for j in range(len(emotions)):
             if support[i]:
                 value = 100 * shares[i, j]
                 left.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
                           color="white" if value > 55 else "black")
     figure.colorbar(image, ax=left, shrink=0.8, label="%")
 
-    per_class = [run.summary(f"f1_{name}{TUNED_SUFFIX if tuned else ''}") for name in EMOTIONS]
+    per_class = [run.summary(f"f1_{name}{TUNED_SUFFIX if tuned else ''}") for name in emotions]
     if all(stats is None for stats in per_class):  # older runs: compute from the pooled predictions
         pooled = compute_emotion_metrics(
-            logits, labels, threshold=DEFAULT_DECISION_THRESHOLD if threshold is None else threshold)
-        per_class = [(pooled[f"f1_{name}"], None, []) for name in EMOTIONS]
+            logits, labels, threshold=DEFAULT_DECISION_THRESHOLD if threshold is None else threshold,
+            emotions=emotions)
+        per_class = [(pooled[f"f1_{name}"], None, []) for name in emotions]
     means = np.array([100 * (stats[0] if stats else 0.0) for stats in per_class])
     spreads = np.array([100 * (stats[1] or 0.0) if stats else 0.0 for stats in per_class])
-    positions = np.arange(len(EMOTIONS))[::-1]
+    positions = np.arange(len(emotions))[::-1]
     # ± one std, kept inside the possible 0-100 (few folds and rare emotions give wide spreads).
     low, high = np.minimum(spreads, means), np.minimum(spreads, 100 - means)
     right.barh(positions, means, xerr=np.stack([low, high]), color="#4C72B0", ecolor="#333333", capsize=3)
     for position, mean, reach, count in zip(positions, means, means + high, support):
         right.text(reach + 1.5, position, f"{mean:.0f}  (n={int(count)})", va="center", fontsize=8)
-    right.set_yticks(positions, EMOTIONS)
+    right.set_yticks(positions, emotions)
     right.set_xlim(0, 115)
     right.set_xlabel("F1 ×100 (mean ± std over folds)" + (", tuned thresholds" if tuned else ""))
     micro = run.summary(f"f1_micro{TUNED_SUFFIX if tuned else ''}")
@@ -458,7 +469,11 @@ def _protocol(run: RunResults) -> dict:
         "max_text_length": _number(data.get("max_text_length")),
         "regression_loss": {"mse": "mean squared error", "ccc": "1 - CCC"}.get(model.get("regression_loss"), "MSE"),
         "emotion_loss": _emotion_loss_text((run.final_info or {}).get("emotion_pos_weight")
-                                           or first.get("emotion_pos_weight")),
+                                           or first.get("emotion_pos_weight"), run.labels),
+        "macro_text": ("the seven emotions\n  equally, so rare emotions (fear, disgust, surprise) weigh as much as "
+                       "neutral." if run.labels == tuple(EMOTIONS) else
+                       f"the {len(run.labels)} emotions ({', '.join(run.labels)}) equally, so rare ones weigh as "
+                       "much as frequent ones."),
         "text_model": text_model or (small if reads_text else "not used"),
         "audio_model": audio_model or (small if reads_audio else "not used"),
         "text_model_id": text_model if reads_text else None,
@@ -480,7 +495,7 @@ def _threshold_text(run: RunResults, threshold: float | None) -> str:
     """How the card's model decides its labels: the saved model's own thresholds, or one number."""
     saved = (run.final_info or {}).get("decision_thresholds")
     if threshold is None and saved:
-        listed = ", ".join(f"{name} {value:.2f}" for name, value in zip(EMOTIONS, saved))
+        listed = ", ".join(f"{name} {value:.2f}" for name, value in zip(run.labels, saved))
         return ("above its own threshold (`config.decision_thresholds`, tuned on a slice held out from the training "
                 f"rows: the best F1 per emotion there): {listed}")
     return f"above {DEFAULT_DECISION_THRESHOLD if threshold is None else threshold:g}"
@@ -493,17 +508,18 @@ def _description(run: RunResults, facts: dict) -> str:
     }.get(run.fusion, ("a transcript and its recording", "a KLUE-BERT text encoder and a wav2vec 2.0 speech encoder"))
     return (
         f"Korean emotion recognition from {reads}: {encoders}, fine-tuned end to end "
-        f"({facts['fusion_description']}). For each utterance it scores the seven KEMDy emotions "
-        f"({', '.join(EMOTIONS)}; multi-label, one sigmoid each) and predicts arousal and valence on the corpus' 1-5 "
+        f"({facts['fusion_description']}). For each utterance it scores "
+        + ("the seven KEMDy emotions" if run.labels == tuple(EMOTIONS) else f"the corpus' {len(run.labels)} emotions")
+        + f" ({', '.join(run.labels)}; multi-label, one sigmoid each) and predicts arousal and valence on the corpus' 1-5 "
         f"scale. Trained and cross-validated on {facts['dataset_name']} with the kemd-emotion package "
         "(`examples/run_emotion.py`)."
     )
 
 
-def _emotion_loss_text(weights) -> str:
+def _emotion_loss_text(weights, labels=EMOTIONS) -> str:
     if not weights or isinstance(weights, str):
         return "multi-label soft margin"
-    listed = ", ".join(f"{name} {value:.2g}" for name, value in zip(EMOTIONS, weights))
+    listed = ", ".join(f"{name} {value:.2g}" for name, value in zip(labels, weights))
     return f"multi-label soft margin with per-emotion positive weights ({listed})"
 
 

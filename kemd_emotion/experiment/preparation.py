@@ -19,16 +19,18 @@ logger = logging.getLogger("kemd_emotion.experiment")
 def load_corpus(data_args, output_dir: Path, is_main: bool):
     """The dataset the run uses and the folder it came from: `data_args.manifest` (the manifest's folder),
     `data_args.data_dir`, or the sample corpus (written by the main process when missing). Returns
-    ``(dataset, data_dir)``; `max_samples` is applied."""
+    ``(dataset, data_dir, labels)``, `labels` the label set in the model's output order (the manifest's, as
+    `load_manifest` returns them; KEMDy's seven `EMOTIONS` otherwise); `max_samples` is applied."""
+    from ..configuration_klue_wav2vec2 import EMOTIONS
     from ..data import load_kemdy, write_sample_corpus
     from ..data.sample import MANIFEST_FILENAME
 
     if data_args.manifest is not None:
-        dataset = load_manifest_corpus(data_args, is_main)
+        dataset, labels = load_manifest_corpus(data_args, is_main)
         data_dir = str(Path(data_args.manifest).resolve().parent)
         if data_args.max_samples is not None:
             dataset = dataset.select(range(min(data_args.max_samples, len(dataset))))
-        return dataset, data_dir
+        return dataset, data_dir, labels
     if data_args.data_dir is None:
         data_dir = Path(data_args.sample_dir) if data_args.sample_dir else output_dir / "sample_corpus"
         if is_main and not (data_dir / MANIFEST_FILENAME).exists():
@@ -44,20 +46,19 @@ def load_corpus(data_args, output_dir: Path, is_main: bool):
         logger.info("%s", report.summary())
     if data_args.max_samples is not None:
         dataset = dataset.select(range(min(data_args.max_samples, len(dataset))))
-    return dataset, str(data_dir)
+    return dataset, str(data_dir), tuple(EMOTIONS)
 
 
 def load_manifest_corpus(data_args, is_main: bool):
     """`data_args.manifest` as the experiment's dataset (`kemd_emotion.data.load_manifest`), checked for what the
-    experiment supports so far.
+    experiment supports so far. Returns ``(dataset, labels)``: the manifest's own label set (any names, any number
+    from 2 on), in the order `load_manifest` returns it, which becomes the model's `id2label`.
 
     Raises:
-        ValueError: --manifest with --data_dir; a bad --manifest_columns / --manifest_rating_scale; a manifest whose
-            labels are not among KEMDy's seven `EMOTIONS` (the model's heads, its metrics and model cards name those
-            seven; other label sets are not supported yet), or without arousal/valence (the regression heads train
-            on them; not supported yet).
+        ValueError: --manifest with --data_dir; a bad --manifest_columns / --manifest_rating_scale; a manifest with
+            fewer than two labels; a manifest without arousal/valence (the regression heads train on them; not
+            supported yet).
     """
-    from ..configuration_klue_wav2vec2 import EMOTIONS
     from ..data import load_manifest
     from .arguments import parse_manifest_columns, parse_rating_scale
 
@@ -70,24 +71,21 @@ def load_manifest_corpus(data_args, is_main: bool):
                                             return_report=True)
     if is_main:
         logger.info("%s", report.summary())
-    other = [label for label in labels if label not in EMOTIONS]
-    if other:
-        raise ValueError(
-            f"--manifest {data_args.manifest!r} has labels {other} that are not KEMDy's seven emotions "
-            f"({', '.join(EMOTIONS)}). Not supported yet: the experiment trains the model's seven named emotion "
-            "outputs and reports their metrics; a label set of its own (config id2label / num_labels, its heads, "
-            "metrics and model cards) is a later part of issue 23. Rename the labels to those seven (e.g. with "
-            "pandas before writing the manifest) or leave those rows out.")
+        logger.info("--manifest labels (the model's outputs, in this order): %s.", ", ".join(labels))
+    if len(labels) < 2:
+        raise ValueError(f"--manifest {data_args.manifest!r} has a single label {list(labels)}: the model needs at "
+                         "least two emotion labels to tell apart.")
     if "arousal" not in dataset.column_names:
         raise ValueError(f"--manifest {data_args.manifest!r} has no arousal and valence columns. Not supported yet: "
                          "the experiment trains and scores the arousal/valence heads on every row (an emotion-only "
                          "corpus is a later part of issue 23).")
-    return dataset
+    return dataset, tuple(labels)
 
 
-def check_manifest_rows(dataset, rows) -> None:
+def check_manifest_rows(dataset, rows, labels=None) -> None:
     """Refuse, before any training, table rows a manifest corpus cannot give yet: rows that read text on a
-    speech-only manifest (no text column), and the eGeMAPS row on a manifest of segments (it measures whole files).
+    speech-only manifest (no text column), and the eGeMAPS row on a manifest of segments (it measures whole files)
+    or with a label set other than KEMDy's seven `EMOTIONS` (its linear head has those seven outputs).
 
     Raises:
         ValueError: naming the rows and what is missing.
@@ -104,6 +102,14 @@ def check_manifest_rows(dataset, rows) -> None:
         if prosody:
             raise ValueError(f"rows {prosody} measure eGeMAPS over whole audio files, and the manifest gives segments "
                              "(start/end) of files: not supported yet; leave those rows out.")
+    from ..configuration_klue_wav2vec2 import EMOTIONS
+
+    if labels is not None and tuple(labels) != tuple(EMOTIONS):
+        prosody = [row.name for row in rows if row.fusion == "prosody"]
+        if prosody:
+            raise ValueError(f"rows {prosody} (the eGeMAPS linear head) predict KEMDy's seven emotions "
+                             f"({', '.join(EMOTIONS)}), and the manifest's labels are {list(labels)}: not supported "
+                             "yet; leave those rows out.")
 
 
 def audio_problem(path: str, max_seconds: float | None, start: float | None = None,

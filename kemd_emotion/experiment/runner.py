@@ -16,6 +16,7 @@ import torch
 import transformers
 from transformers.trainer_utils import enable_full_determinism
 
+from ..configuration_klue_wav2vec2 import EMOTIONS
 from .arguments import (FINAL_MODELS, DataArguments, ModelArguments, RunArguments, parse_arguments, parse_folds,
                         parse_positive_weight, parse_seeds)
 from .fold import FoldSetup, run_fold, train_final_on_all_data
@@ -44,7 +45,7 @@ class Experiment:
         self.model_args, self.data_args, self.args, self.preset = model_args, data_args, args, preset
         self.output_dir = Path(args.output_dir)
         self.rows = {row.name: row for row in parse_rows(model_args.rows)}  # name (also its folder) -> row
-        parse_positive_weight(model_args.emotion_pos_weight)
+        parse_positive_weight(model_args.emotion_pos_weight, labels=None)  # the count is checked once labels are known
         if not 0 < data_args.validation_fraction <= 0.5:
             raise ValueError(f"--validation_fraction {data_args.validation_fraction!r}: expected a share of each fold's "
                              "training rows in (0, 0.5].")
@@ -66,6 +67,7 @@ class Experiment:
                                        world_size=args.world_size)
         self.fingerprint_sha256 = fingerprint_sha256(self.fingerprint)
         self.dataset = self.processor = self.folds = self.data_dir = None
+        self.labels = tuple(EMOTIONS)  # the corpus' label set (the model's outputs), set by prepare()
 
     def _check_encoders(self, row: TableRow) -> None:
         if not self.pretrained:
@@ -85,7 +87,8 @@ class Experiment:
         return FoldSetup(model_args=self.model_args, data_args=self.data_args, args=self.args, processor=self.processor,
                          dataset=self.dataset, folds=self.folds, output_dir=self.output_dir, seeds=self.seeds,
                          processes=self.processes, preset=self.preset["preset"],
-                         fingerprint_sha256=self.fingerprint_sha256, data_dir=self.data_dir)
+                         fingerprint_sha256=self.fingerprint_sha256, data_dir=self.data_dir,
+                         labels=tuple(self.labels))
 
     # ------------------------------------------------------------------ preparation (main process first)
     def check_run_directory(self) -> None:
@@ -112,9 +115,9 @@ class Experiment:
         with self.args.main_process_first(desc="data preparation", local=False):
             if self.is_main:
                 self.output_dir.mkdir(parents=True, exist_ok=True)
-            dataset, self.data_dir = load_corpus(self.data_args, self.output_dir, self.is_main)
+            dataset, self.data_dir, self.labels = load_corpus(self.data_args, self.output_dir, self.is_main)
             if self.data_args.manifest is not None:
-                check_manifest_rows(dataset, self.rows.values())
+                check_manifest_rows(dataset, self.rows.values(), self.labels)
             self.dataset = drop_unusable_audio(dataset, self.output_dir / "skipped_audio.json",
                                                self.data_args.max_audio_seconds, self.is_main, self.args.disable_tqdm)
         self.folds = make_folds(self.dataset, self.data_args)  # every process: the same folds, or the same error
@@ -159,6 +162,7 @@ class Experiment:
                 "test_rows": [len(test) for _, test in self.folds], "sha256": self.split_sha256,
             },
             "data_dir_used": self.data_dir,
+            "labels": list(self.labels),
             "num_rows": len(self.dataset),
             "world_size": self.args.world_size,
             "model": dataclasses.asdict(self.model_args),

@@ -72,6 +72,7 @@ def write_summary(output_dir: str | os.PathLike, rows=PAPER_ROWS, folds: list[in
         names = [name for name in first if isinstance(first[name], float) and name.startswith(("f1_", "ccc_", "pearson_"))]
         run_seeds = list(dict.fromkeys(run["seed"] for run in runs))
         first_seed_runs = [run for run in runs if run["seed"] == run_seeds[0]]
+        emotions = tuple(first.get("labels") or run_args.get("labels") or EMOTIONS)
         table[row.name] = {
             "title": row.title,
             "fusion": row.fusion,
@@ -80,8 +81,9 @@ def write_summary(output_dir: str | os.PathLike, rows=PAPER_ROWS, folds: list[in
             "seeds": run_seeds,
             "runs": [[run["seed"], run["fold"]] for run in runs],
             "metrics": {name: _statistics(runs, name, run_seeds) for name in names},
+            "labels": list(emotions),
             "support": {emotion: sum(int(run["metrics"].get(f"support_{emotion}", 0)) for run in first_seed_runs)
-                        for emotion in EMOTIONS},
+                        for emotion in emotions},
             "_runs": runs,
         }
     baseline = None
@@ -98,6 +100,7 @@ def write_summary(output_dir: str | os.PathLike, rows=PAPER_ROWS, folds: list[in
     num_seeds = len(run_args.get("seeds") or [None])
     summary = {
         "dataset": split.get("manifest") or run_args.get("data_dir_used"),
+        "labels": list(run_args.get("labels") or EMOTIONS),
         "num_rows": run_args.get("num_rows"),
         "num_folds": num_folds,
         "fold_by": split.get("fold_by"),
@@ -196,17 +199,18 @@ def _title(name: str, row: dict) -> str:
 
 def _per_emotion_table(rows: dict, several: bool) -> list[str]:
     """F1 per emotion (as each model labels: tuned where the row tuned), mean over the runs."""
-    if not any(f"f1_{emotion}" in row["metrics"] for row in rows.values() for emotion in EMOTIONS):
+    emotions = list(dict.fromkeys(emotion for row in rows.values() for emotion in row.get("labels") or EMOTIONS))
+    if not any(f"f1_{emotion}" in row["metrics"] for row in rows.values() for emotion in emotions):
         return []
     support = next((row.get("support") for row in rows.values() if any((row.get("support") or {}).values())), None)
-    names = [f"{emotion} (n={support[emotion]})" if support else emotion for emotion in EMOTIONS]
+    names = [f"{emotion} (n={support.get(emotion, 0)})" if support else emotion for emotion in emotions]
     lines = ["", "F1 per emotion x100 (mean over " + ("seeds x folds" if several else "folds") + "; @tuned where the "
              "row tuned its thresholds, else @0.5)" + ("; n: test utterances with that label over all folds" if support
                                                         else "") + ":", "",
-             "| Model | " + " | ".join(names) + " |", "|---|" + "---:|" * len(EMOTIONS)]
+             "| Model | " + " | ".join(names) + " |", "|---|" + "---:|" * len(emotions)]
     for name, row in rows.items():
         cells = []
-        for emotion in EMOTIONS:
+        for emotion in emotions:
             stats = row["metrics"].get(f"f1_{emotion}{TUNED_SUFFIX}") or row["metrics"].get(f"f1_{emotion}")
             cells.append("-" if stats is None else f"{100 * stats['mean']:.1f}")
         lines.append(f"| {_title(name, row)} | " + " | ".join(cells) + " |")
