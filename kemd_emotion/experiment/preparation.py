@@ -51,12 +51,12 @@ def load_corpus(data_args, output_dir: Path, is_main: bool):
 
 def load_manifest_corpus(data_args, is_main: bool):
     """`data_args.manifest` as the experiment's dataset (`kemd_emotion.data.load_manifest`), checked for what the
-    experiment supports so far. Returns ``(dataset, labels)``: the manifest's own label set (any names, any number
-    from 2 on), in the order `load_manifest` returns it, which becomes the model's `id2label`.
+    experiment supports so far. Returns ``(dataset, labels)``: the manifest's own label set (any names, any
+    number), in the order `load_manifest` returns it, which becomes the model's `id2label`.
 
     Raises:
-        ValueError: --manifest with --data_dir; a bad --manifest_columns / --manifest_rating_scale; a manifest with
-            fewer than two labels; a manifest without arousal/valence (the regression heads train on them; not
+        ValueError: --manifest with --data_dir; a bad --manifest_columns / --manifest_rating_scale; a manifest
+            without arousal/valence (the regression heads train on them; not
             supported yet).
     """
     from ..data import load_manifest
@@ -72,9 +72,6 @@ def load_manifest_corpus(data_args, is_main: bool):
     if is_main:
         logger.info("%s", report.summary())
         logger.info("--manifest labels (the model's outputs, in this order): %s.", ", ".join(labels))
-    if len(labels) < 2:
-        raise ValueError(f"--manifest {data_args.manifest!r} has a single label {list(labels)}: the model needs at "
-                         "least two emotion labels to tell apart.")
     if "arousal" not in dataset.column_names:
         raise ValueError(f"--manifest {data_args.manifest!r} has no arousal and valence columns. Not supported yet: "
                          "the experiment trains and scores the arousal/valence heads on every row (an emotion-only "
