@@ -114,3 +114,18 @@ def test_the_saved_model_answers_with_its_labels(korean_run, tmp_path, capsys):
     [entry] = json.loads(capsys.readouterr().out)
     assert sorted(item["label"] for item in entry["emotions"]) == sorted(LABELS)
     assert entry["labels"] == answer["labels"]
+
+
+def test_what_a_manifest_with_its_own_labels_still_refuses(korean_run, tmp_path):
+    """--emotion_pos_weight numbers count the manifest's labels; the eGeMAPS row predicts KEMDy's seven only."""
+    from kemd_emotion.experiment.arguments import parse_positive_weight
+
+    assert parse_positive_weight("1,2,3,4", LABELS) == [1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match=r"--emotion_pos_weight '1,2,3': expected 'auto'.*4 positive numbers.*"
+                                         r"\(기쁨, 분노, 슬픔, 중립\)"):
+        parse_positive_weight("1,2,3", LABELS)
+    path = korean_run[0].parent / "corpus" / "korean.csv"
+    with pytest.raises(ValueError, match=r"--emotion_pos_weight '1,2,3,4,5,6,7'.*4 positive numbers"):
+        _experiment(tmp_path / "w", "--manifest", str(path), "--emotion_pos_weight", "1,2,3,4,5,6,7").prepare()
+    with pytest.raises(ValueError, match=r"eGeMAPS linear head\) predict KEMDy's seven emotions.*\['기쁨', '분노'"):
+        _experiment(tmp_path / "p", "--manifest", str(path), "--rows", "prosody").prepare()

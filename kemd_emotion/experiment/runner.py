@@ -122,6 +122,7 @@ class Experiment:
                                                self.data_args.max_audio_seconds, self.is_main, self.args.disable_tqdm)
         self.folds = make_folds(self.dataset, self.data_args)  # every process: the same folds, or the same error
         for row in self.rows.values():  # a fold whose validation slice cannot be made fails now, before any training
+            parse_positive_weight(row.model_arguments(self.model_args).emotion_pos_weight, self.labels)  # one per label
             tune = row.model_arguments(self.model_args).tune_thresholds
             for train_indices, _ in self.folds:
                 validation_split(self.dataset, train_indices, self.data_args, row.name, tune)
