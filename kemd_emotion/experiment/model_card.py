@@ -159,12 +159,37 @@ def _figure(width: float, height: float):
     return figure
 
 
+KOREAN_FONTS = ("NanumGothic", "NanumBarunGothic", "NanumSquareRound", "Noto Sans CJK KR", "Noto Sans KR",
+                "Malgun Gothic", "AppleGothic", "UnDotum", "Baekmuk Gulim")
+"""Installed fonts the figures fall back to for label names matplotlib's default font has no glyphs for (Korean)."""
+
+
+def _font_rc(names) -> dict:
+    """rcParams that draw `names`: {} for ASCII names; else DejaVu Sans with the first installed `KOREAN_FONTS`
+    as fallback (none installed: {} and matplotlib draws boxes, with its warning)."""
+    if all(str(name).isascii() for name in names):
+        return {}
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    fallback = next((name for name in KOREAN_FONTS if name in installed), None)
+    return {"font.family": ["DejaVu Sans", fallback]} if fallback else {}
+
+
 def plot_emotions(run: RunResults, path: str | os.PathLike, threshold: float | None = None) -> Path | None:
     """Per-emotion confusion (true label x predicted label, row shares) and F1 per emotion, as one PNG.
 
     The predictions are the labels each fold's model gave (its tuned thresholds, else 0.5), or at `threshold` when
-    given. Needs pooled `logits` and `labels`; returns None (and writes nothing) without them.
+    given. Needs pooled `logits` and `labels`; returns None (and writes nothing) without them. Korean label names
+    are drawn with an installed Korean font (`KOREAN_FONTS`) when there is one.
     """
+    import matplotlib
+
+    with matplotlib.rc_context(_font_rc(run.labels)):
+        return _plot_emotions(run, path, threshold)
+
+
+def _plot_emotions(run: RunResults, path: str | os.PathLike, threshold: float | None) -> Path | None:
     logits, labels = run.predictions.get("logits"), run.predictions.get("labels")
     if logits is None or labels is None:
         return None
