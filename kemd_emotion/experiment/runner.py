@@ -45,7 +45,8 @@ class Experiment:
         self.model_args, self.data_args, self.args, self.preset = model_args, data_args, args, preset
         self.output_dir = Path(args.output_dir)
         self.rows = {row.name: row for row in parse_rows(model_args.rows)}  # name (also its folder) -> row
-        parse_positive_weight(model_args.emotion_pos_weight, labels=None)  # the count is checked once labels are known
+        # A KEMDy run has the seven EMOTIONS; a manifest's label count is checked in prepare(), once it is read.
+        parse_positive_weight(model_args.emotion_pos_weight, labels=None if data_args.manifest else EMOTIONS)
         if not 0 < data_args.validation_fraction <= 0.5:
             raise ValueError(f"--validation_fraction {data_args.validation_fraction!r}: expected a share of each fold's "
                              "training rows in (0, 0.5].")
