@@ -25,6 +25,7 @@ import soundfile
 from helpers.audio import speech_like
 from transformers import pipeline
 
+from kemd_emotion.data.sample import synthesize_utterance
 from kemd_emotion.demo import decision_thresholds
 from kemd_emotion.hub import save_checkpoint
 from kemd_emotion.small_encoders import tiny_processor
@@ -162,14 +163,19 @@ def test_api_answers_with_the_pipelines_output(client, classifier, files):
     assert_matches(pipeline_output(result), classifier({"text": TEXT, "audio": str(files["rate_8k"])}))
 
 
-def test_api_cut_at_utterances_answers_with_the_utterance_timeline(client, classifier, files):
+def test_api_cut_at_utterances_answers_with_the_utterance_timeline(client, classifier, files, tmp_path):
     from gradio_client import handle_file
 
-    result = client.predict(handle_file(str(files["long"])), TEXT, True, api_name="/analyse")
-    want = classifier({"text": TEXT, "audio": str(files["long"])}, segment="utterances")
+    rng = np.random.default_rng(10)
+    pause = lambda: 0.001 * rng.standard_normal(12800)  # noqa: E731
+    talk = tmp_path / "talk.wav"  # two utterances with pauses around them
+    soundfile.write(talk, np.concatenate([pause(), synthesize_utterance("sad", 1.5, seed=3)[1], pause(),
+                                          synthesize_utterance("happy", 1.5, seed=4)[1], pause()]), 16000)
+    result = client.predict(handle_file(str(talk)), TEXT, True, api_name="/analyse")
+    want = classifier({"text": TEXT, "audio": str(talk)}, segment="utterances")
     shown = pipeline_output(result)
     assert_matches(shown, want)
-    assert shown["segmentation"] == "energy" and len(shown["utterances"]) == len(want["utterances"]) >= 1
+    assert shown["segmentation"] == "energy" and len(shown["utterances"]) == len(want["utterances"]) == 2
     assert "utterance(s) found and scored one by one" in result[0]
     assert result[4]["visible"] is True and result[4]["value"]["type"] == "matplotlib"
     rows = result[5]["value"]["data"]  # start, end, labels, arousal, valence, transcript per utterance
