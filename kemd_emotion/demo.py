@@ -5,7 +5,9 @@
 
 The page shows (a) the seven emotion scores as bars, each with the decision threshold the pipeline applies marked,
 and the predicted labels; (b) arousal and valence as a point on the circumplex; (c) for recordings longer than the
-model's audio crop, a timeline of per-window emotions and arousal/valence (the pipeline's `chunk_length_s`). Bad
+model's audio crop, a timeline of per-window emotions and arousal/valence (the pipeline's `chunk_length_s`); with
+"Cut at utterances" ticked, a timeline of the recording's utterances instead (the pipeline's `segment="utterances"`),
+with a table of each utterance's start, end, labels, arousal, valence and transcript under it. Bad
 input (no audio, a file that is not audio, an empty transcript, a recording over the length limit) is answered with
 a message on the page, never a stack trace, and the server keeps answering.
 
@@ -202,6 +204,21 @@ def summary_markdown(output: dict, thresholds: Mapping[str, float]) -> str:
     return "\n\n".join(lines)
 
 
+UTTERANCE_HEADERS = ["start (s)", "end (s)", "labels", "arousal", "valence", "transcript"]
+
+
+def utterance_table(output: dict) -> list[list]:
+    """Rows `[start, end, labels, arousal, valence, transcript]`, one per utterance in time order, as shown under the
+    utterance timeline (`[]` without utterances).
+
+    >>> utterance_table({"utterances": [{"start": 0.5, "end": 2.25, "labels": ["happy", "neutral"], "arousal": 3.14159,
+    ...                                  "valence": 3.9, "transcript": "좋아요"}]})
+    [['0.50', '2.25', 'happy, neutral', '3.14', '3.90', '좋아요']]
+    """
+    return [[f"{u['start']:.2f}", f"{u['end']:.2f}", ", ".join(u["labels"]), f"{u['arousal']:.2f}",
+             f"{u['valence']:.2f}", u.get("transcript") or ""] for u in output.get("utterances") or []]
+
+
 def score_table(output: dict, thresholds: Mapping[str, float]) -> list[list]:
     """Rows `[emotion, score, threshold, predicted]`, best first, as shown under the bars."""
     labels = set(output["labels"])
@@ -362,9 +379,10 @@ def build_demo(model, *, device: str | int | None = "cpu", threshold: float | No
         examples_dir = Path(tempfile.gettempdir()) / "kemd_emotion_demo_examples"
     example_rows = write_examples(examples_dir)
 
-    def analyse(audio_path, text):
+    def analyse(audio_path, text, segment=False):
         try:
-            output = predict(classifier, audio_path, text, threshold=threshold, max_seconds=max_audio_seconds)
+            output = predict(classifier, audio_path, text, threshold=threshold, max_seconds=max_audio_seconds,
+                             segment=bool(segment))
         except DemoError as error:
             raise gr.Error(str(error), duration=None,
                            print_exception=False) from None
@@ -373,19 +391,23 @@ def build_demo(model, *, device: str | int | None = "cpu", threshold: float | No
             raise gr.Error("Something went wrong while scoring this input (the details are in the server's log). "
                            "Please try another recording.", duration=None,
                            print_exception=False) from None
-        chunks = output.get("chunks")
+        utterances = output.get("utterances")
+        drawn = bool(output.get("chunks") or utterances)
+        scored = output["arousal"] is not None  # no speech found: nothing was scored
         pipeline_output = {key: value for key, value in output.items() if key not in ("duration", "window_seconds")}
         return (
             summary_markdown(output, thresholds),
             score_table(output, thresholds),
-            emotion_figure(output, thresholds),
-            circumplex_figure(output),
-            gr.update(value=timeline_figure(output, emotion_names) if chunks else None, visible=bool(chunks)),
+            emotion_figure(output, thresholds) if scored else None,
+            circumplex_figure(output) if scored else None,
+            gr.update(value=timeline_figure(output, emotion_names) if drawn else None, visible=drawn),
+            gr.update(value=utterance_table(output), visible=bool(utterances)),
             pipeline_output,
         )
 
     def clear():
-        return ("*Analysing…*", None, None, None, gr.update(value=None, visible=False), None)
+        return ("*Analysing…*", None, None, None, gr.update(value=None, visible=False),
+                gr.update(value=None, visible=False), None)
 
     def not_analysed():
         return "**Not analysed.** The reason is in the red message box; change the input and press Analyse again."
@@ -402,6 +424,10 @@ def build_demo(model, *, device: str | int | None = "cpu", threshold: float | No
                 transcript = gr.Textbox(label="Transcript (Korean)", lines=2, elem_id="transcript",
                                         placeholder="e.g. 오늘 정말 기분이 좋아요"
                                         + (" (leave empty to transcribe the recording)" if transcribes else ""))
+                cut = gr.Checkbox(label="Cut at utterances", value=False, elem_id="cut-at-utterances",
+                                  info="Score a conversation utterance by utterance (cut at its pauses, or at the "
+                                       "speech recogniser's segments when it transcribes), as a timeline",
+                                  visible=classifier.model.config.uses_audio)
                 button = gr.Button("Analyse", variant="primary", elem_id="analyse")
                 gr.Examples(examples=[[path, text] for path, text, _ in example_rows], inputs=[audio, transcript],
                             example_labels=[label for _, _, label in example_rows],
@@ -415,11 +441,13 @@ def build_demo(model, *, device: str | int | None = "cpu", threshold: float | No
                 table = gr.Dataframe(headers=["emotion", "score", "threshold", "predicted"], interactive=False,
                                      label="Scores", elem_id="scores", datatype="str")
         timeline = gr.Plot(label="Timeline", show_label=False, format="png", elem_id="timeline", visible=False)
+        utterance_rows = gr.Dataframe(headers=UTTERANCE_HEADERS, interactive=False, label="Utterances",
+                                      elem_id="utterances", datatype="str", visible=False, wrap=True)
         with gr.Accordion("Pipeline output (JSON)", open=False):
             raw = gr.JSON(elem_id="pipeline-output")
-        outputs = [status, table, bars, circumplex, timeline, raw]
+        outputs = [status, table, bars, circumplex, timeline, utterance_rows, raw]
         event = button.click(clear, outputs=outputs, queue=False, api_visibility="private")
-        event = event.then(analyse, inputs=[audio, transcript], outputs=outputs, api_name="analyse",
+        event = event.then(analyse, inputs=[audio, transcript, cut], outputs=outputs, api_name="analyse",
                            show_progress_on=status)  # one spinner (and no "Error" badge on every output)
         event.failure(not_analysed, outputs=status, queue=False, api_visibility="private")
     demo.queue(default_concurrency_limit=1)

@@ -114,6 +114,9 @@ class Utterance:
     audio: np.ndarray | None
     transcripts: list[str] | None = None
     """Machine transcripts of an input given without text: one per window when chunking, else one."""
+    segments: list[tuple[int, int]] | None = None
+    """With `segment="utterances"` cut at the speech recogniser's timestamps: the `(start, end)` samples of each
+    utterance (one transcript each in `transcripts`); None: cut when scored (energy, or the user's segments)."""
     problem: InputProblem | None = field(default=None, repr=False)
     """Why the input cannot be scored (a failed transcription); raised or returned when it is reached."""
 

@@ -42,7 +42,9 @@ from .inputs_klue_wav2vec2 import (
     read_input,
 )
 from .processing_klue_wav2vec2 import SAMPLING_RATE, UnknownArgumentError
-from .segmentation_klue_wav2vec2 import check_segments, describe, segments_past_end, speech_segments
+from .segmentation_klue_wav2vec2 import (
+    check_segments, describe, segments_past_end, speech_segments, timestamp_segments
+)
 from .transcription_klue_wav2vec2 import Transcriber, TranscriptionError, check_on_empty_transcript
 
 logger = logging.get_logger(__name__)
@@ -57,7 +59,7 @@ PIPELINE_CODE_FILES = ("pipeline_emotion.py", "inputs_klue_wav2vec2.py", "transc
 ENDPOINT_HANDLER = "handler.py"
 """The Inference Endpoints handler (`EndpointHandler`) that `add_pipeline_files` copies into checkpoints too."""
 
-META_KEYS = ("start", "end", "is_last", "speech", "transcript", "transcript_source")
+META_KEYS = ("start", "end", "is_last", "speech", "transcript", "transcript_source", "segmentation")
 """What `preprocess` passes beside the model inputs to `postprocess`, untouched by the model."""
 ERRORS = ("raise", "return")
 """`errors=`: raise for the first bad input of a call, or return `{"error": ...}` in its place."""
@@ -149,8 +151,15 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         ...]` (seconds, in time order, not overlapping, each at least the encoder's shortest clip and at most
         `max_audio_seconds`) scores the segments you give (from a diarisation model, say) instead. The text of
         a fused model: an input's `"text"`, when it has one, is the whole recording's and is read with *every*
-        utterance (transcripts carry no word timings); an input without one is transcribed utterance by utterance
-        by `asr_model`, each utterance then scored with its own words. The output has
+        utterance (transcripts carry no word timings); an input without one is transcribed by `asr_model`. A
+        Whisper `asr_model` (a model id or an `automatic-speech-recognition` pipeline of one) transcribes the whole
+        recording once with `return_timestamps=True` and the recording is cut at Whisper's segments
+        (`timestamp_segments`): each utterance is scored with its own audio and the words Whisper heard in it, no
+        second transcription. Short segments join their nearer neighbour, an utterance longer than
+        `max_audio_seconds` is split between its segments; a single Whisper segment longer than that is split at
+        its quietest frame and both parts carry its whole text. Any other `asr_model` (a callable, a CTC model)
+        gives no timestamps: the energy split cuts the recording and each utterance is transcribed on its own. The
+        output has `"segmentation"`: `"asr_timestamps"`, `"energy"` or `"given"` (your `segment` list), and
         `"utterances"`: one `{"start", "end", "emotions", "labels", "arousal", "valence"}` per utterance (plus its
         `"transcript"` and `"transcript_source"`), times in seconds (4 decimals, like `"chunks"`), and the top-level
         scores are the duration-weighted mean over the utterances (labels by the same rule as one utterance's). A
@@ -525,16 +534,28 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         pending = [u for u in utterances if u.text is None and u.transcripts is None and u.problem is None]
         if not pending:
             return
-        clips, spans = [], []
-        for utterance in pending:
-            audio = utterance.audio
-            bounds = self._cuts(audio, window, hop, segment)
-            bounds = [(0, audio.shape[0])] if bounds is None else bounds
-            spans.append((utterance, bounds))
-            clips.extend(audio[start:end] for start, end in bounds)
-        texts = iter(self.transcriber(clips, batch_size=batch_size) if clips else ())
-        for utterance, bounds in spans:
-            transcripts = [next(texts) for _ in bounds]
+        if segment == UTTERANCES and self.transcriber.gives_timestamps():
+            spans = self._timestamped_spans(pending)
+        else:
+            clips, cut = [], []
+            for utterance in pending:
+                audio = utterance.audio
+                bounds = self._cuts(audio, window, hop, segment)
+                bounds = [(0, audio.shape[0])] if bounds is None else bounds
+                cut.append((utterance, bounds))
+                clips.extend(audio[start:end] for start, end in bounds)
+            texts = iter(self.transcriber(clips, batch_size=batch_size) if clips else ())
+            spans = [(utterance, bounds, [next(texts) for _ in bounds]) for utterance, bounds in cut]
+        for utterance, bounds, transcripts in spans:
+            if len(transcripts) == 1 and isinstance(transcripts[0], Exception) and bounds is None:
+                # the recogniser failed on the whole recording it was to cut
+                error = transcripts[0]
+                utterance.problem = InputProblem(
+                    utterance.index, "text", TRANSCRIPTION_FAILED,
+                    f"is missing and could not be made: {self.transcriber.name} failed on the recording: "
+                    f"{type(error).__name__}: {error}, and {self._checkpoint_name()} needs a transcript",
+                    "a transcript: 'text', or speech the recogniser hears words in", "Pass 'text' for this input.")
+                continue
             problems, wordless = [], True
             for (start, end), text in zip(bounds, transcripts):
                 where = "the recording" if window is None and segment is None else (
@@ -555,6 +576,23 @@ class EmotionMultimodalPipeline(ChunkPipeline):
                     f"Pass 'text' for this input{hint if wordless else ''}.")
             else:
                 utterance.transcripts = transcripts
+                if segment == UTTERANCES and self.transcriber.gives_timestamps():
+                    utterance.segments = bounds
+
+    def _timestamped_spans(self, pending: list[Utterance]) -> list[tuple[Utterance, list | None, list]]:
+        """`(utterance, bounds, transcripts)` of each recording cut at the recogniser's segment timestamps
+        (`timestamp_segments`, with `speech_segments`' length rules); `bounds` None where the recogniser failed on
+        the recording (its one transcript is then the exception)."""
+        limit = getattr(self.processor, "max_audio_seconds", None)
+        spans = []
+        for utterance, result in zip(pending, self.transcriber.timestamped([u.audio for u in pending])):
+            if isinstance(result, Exception):
+                spans.append((utterance, None, [result]))
+                continue
+            cut = timestamp_segments(utterance.audio, result, SAMPLING_RATE, max_utterance_seconds=limit,
+                                     min_samples=self.model.config.min_audio_samples)
+            spans.append((utterance, [(start, end) for start, end, _ in cut], [text for _, _, text in cut]))
+        return spans
 
     def _window_texts(self, utterance: Utterance, num_windows: int) -> list[tuple[str | None, str | None, str | None]]:
         """Per window: (what the tokenizer reads, the transcript to report, its source); Nones for speech-only."""
@@ -582,6 +620,8 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         speech = True
         if audio is None:
             bounds = [(0, 0)]
+        elif utterance.segments is not None:  # cut at the recogniser's timestamps when it was transcribed
+            bounds = list(utterance.segments)
         elif window is not None or segment is not None:
             bounds = self._cuts(audio, window, hop, segment)
         else:
@@ -598,6 +638,8 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             no_words = getattr(self.processor.tokenizer, "unk_token", None) or "[UNK]"
             texts = [(utterance.text or no_words, utterance.text, "given" if utterance.text else "asr")
                      if self.needs_text else (None, None, None)]
+        segmentation = {} if segment is None or audio is None else {"segmentation": (
+            "asr_timestamps" if utterance.segments is not None else "energy" if segment == UTTERANCES else "given")}
         for number, ((start, end), (text, transcript, source)) in enumerate(zip(bounds, texts)):
             clip = None if audio is None else audio[start:end]
             features = self.processor(text=text, audio=clip, sampling_rate=SAMPLING_RATE, return_tensors="pt")
@@ -612,6 +654,7 @@ class EmotionMultimodalPipeline(ChunkPipeline):
                 "is_last": number == len(bounds) - 1,
                 "speech": speech,
                 **({} if source is None else {"transcript": transcript, "transcript_source": source}),
+                **segmentation,
             }
 
     def _forward(self, model_inputs: dict) -> dict:
@@ -652,9 +695,10 @@ class EmotionMultimodalPipeline(ChunkPipeline):
         """Utterance outputs of one input -> the duration-weighted mean scores and `"utterances"`, or, when no
         speech was found, `"utterances": []` with a `"note"` and no scores."""
         spoken = [output for output in model_outputs if bool(output["speech"])]
+        how = {"segmentation": model_outputs[0]["segmentation"]} if "segmentation" in model_outputs[0] else {}
         if not spoken:
             return {"emotions": [], "labels": [], "arousal": None, "valence": None, **transcript_of(model_outputs),
-                    "utterances": [], "note": NO_SPEECH_NOTE}
+                    "utterances": [], **how, "note": NO_SPEECH_NOTE}
         probabilities = torch.cat([torch.sigmoid(output["logits"].float()) for output in spoken]).double().numpy()
         regression = torch.cat([output["regression"].float() for output in spoken]).double().numpy()
         durations = np.array([float(output["end"]) - float(output["start"]) for output in spoken])
@@ -670,6 +714,7 @@ class EmotionMultimodalPipeline(ChunkPipeline):
             }
             for i, output in enumerate(spoken)
         ]
+        result.update(how)
         return result
 
     def _scores(self, probabilities: np.ndarray, regression: np.ndarray, top_k, threshold) -> dict:

@@ -5,6 +5,8 @@ numpy, soundfile, torch, transformers and the other ``*_klue_wav2vec2`` files, w
 
 - `speech_segments(audio, ...)`: ``(start_sample, end_sample)`` of each utterance of a 16 kHz recording
   (`pipeline(..., segment="utterances")`).
+- `timestamp_segments(audio, timestamps, ...)`: ``(start_sample, end_sample, text)`` of each utterance cut at a
+  speech recogniser's segment timestamps (Whisper's), with the same length rules.
 - `check_segments(segments, ...)`: segments a user gives as ``[(start, end), ...]`` seconds -> sample bounds, or a
   ValueError naming the segment at fault (``segments[3]=(4.0, 3.5): ends before it starts``).
 
@@ -151,6 +153,123 @@ def split_long(levels: np.ndarray, start: int, end: int, longest: int, shortest:
     return split_long(levels, start, cut, longest, shortest) + split_long(levels, cut, end, longest, shortest)
 
 
+def timestamp_segments(audio: np.ndarray, timestamps, sampling_rate: int = SAMPLING_RATE, *,
+                       min_utterance_seconds: float = MIN_UTTERANCE_SECONDS,
+                       max_utterance_seconds: float | None = None,
+                       min_samples: int = 1) -> list[tuple[int, int, str]]:
+    """``(start_sample, end_sample, text)`` of each utterance of a recording, cut at a speech recogniser's segment
+    timestamps (Whisper's ``return_timestamps=True`` chunks), with the length rules of `speech_segments`.
+
+    1. Each ``(start_s, end_s, text)`` of `timestamps` becomes a piece, kept inside the recording and after the
+       previous piece (an open end, None, runs to the end of the recording). A piece left with no length gives
+       its words to its neighbour (the previous one, else the next).
+    2. An utterance shorter than `min_utterance_seconds` joins its neighbour across the shorter pause (the
+       previous or the next one, whichever is nearer), if the result is no longer than `max_utterance_seconds`;
+       with no neighbour that fits it stays alone, widened to `min_samples` (the speech encoder's shortest clip)
+       into the pauses around it if needed. Joined utterances span the pause between them; their texts are joined
+       with a space.
+    3. An utterance longer than `max_utterance_seconds` is split, again until every part fits:
+       - made of several pieces, it is split between two of them, never inside one: at the boundary whose pause
+         (or, for touching pieces, the frame at the boundary) is quietest, preferring boundaries that leave
+         `min_utterance_seconds` on both sides; each part keeps its own pieces' words;
+       - a single piece longer than `max_utterance_seconds` (one Whisper segment) is split at its quietest 10 ms
+         frame, leaving `min_utterance_seconds` on both sides, and **both parts carry the whole piece's text**
+         (the recogniser gives no word timings to divide it by).
+
+    Args:
+        audio: `(samples,)` float samples in [-1, 1] (for the quietest frames and the recording's length).
+        timestamps: ``[(start_s, end_s | None, text), ...]`` seconds, in time order.
+        sampling_rate: of `audio` (Hz).
+        min_utterance_seconds, max_utterance_seconds: as in `speech_segments` (None: no longest).
+        min_samples: the shortest clip the model can score.
+
+    Raises:
+        ValueError: for audio that is not 1-D, or settings that contradict each other.
+
+    >>> audio = np.zeros(16000 * 4, dtype=np.float32)
+    >>> timestamp_segments(audio, [(0.0, 1.5, "하나"), (1.5, 1.7, "둘"), (2.5, None, "셋")])
+    [(0, 27200, '하나 둘'), (40000, 64000, '셋')]
+    """
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be 1-D (samples,); got shape {audio.shape}.")
+    if max_utterance_seconds is not None and max_utterance_seconds < 2 * min_utterance_seconds:
+        raise ValueError(f"max_utterance_seconds={max_utterance_seconds} must be at least twice "
+                         f"min_utterance_seconds={min_utterance_seconds}, so that a long utterance can be split.")
+    count = audio.shape[0]
+    shortest = int(round(min_utterance_seconds * sampling_rate))
+    longest = None if max_utterance_seconds is None else int(round(max_utterance_seconds * sampling_rate))
+    pieces: list[list] = []  # [start, end, text]
+    carried = ""
+    for start_s, end_s, text in timestamps:
+        start = min(max(int(round(float(start_s) * sampling_rate)), pieces[-1][1] if pieces else 0), count)
+        end = count if end_s is None else min(int(round(float(end_s) * sampling_rate)), count)
+        text = " ".join(part for part in (carried, text.strip()) if part)
+        carried = ""
+        if end <= start:
+            if pieces:
+                pieces[-1][2] = " ".join(part for part in (pieces[-1][2], text) if part)
+            else:
+                carried = text
+            continue
+        pieces.append([start, end, text])
+    if carried and pieces:
+        pieces[-1][2] = " ".join(part for part in (pieces[-1][2], carried) if part)
+    if not pieces:
+        return []
+
+    span = lambda group: group[-1][1] - group[0][0]  # noqa: E731
+    fits = lambda group: longest is None or span(group) <= longest  # noqa: E731
+    groups = [[piece] for piece in pieces]
+    joined: list[list[list]] = []
+    for number, group in enumerate(groups):
+        if span(group) < shortest:
+            after = groups[number + 1] if number + 1 < len(groups) else None
+            gap_before = group[0][0] - joined[-1][-1][1] if joined and fits(joined[-1] + group) else None
+            gap_after = after[0][0] - group[-1][1] if after is not None and fits(group + after) else None
+            if gap_before is not None and (gap_after is None or gap_before <= gap_after):
+                joined[-1] = joined[-1] + group
+                continue
+            if gap_after is not None:
+                groups[number + 1] = group + after  # checked again when its turn comes
+                continue
+        joined.append(group)
+
+    frame = max(1, int(round(FRAME_SECONDS * sampling_rate)))
+    levels = frame_levels(audio, frame) if count >= frame else np.zeros(1)
+
+    def level_at(start: int, end: int) -> float:
+        """The quietest frame level of samples `start:end` (the frame at `start` for an empty span)."""
+        return float(levels[start // frame: max(start // frame + 1, -(-end // frame))].min())
+
+    def split(group: list[list]) -> list[tuple[int, int, str]]:
+        start, end = group[0][0], group[-1][1]
+        if longest is None or end - start <= longest:
+            return [(start, end, " ".join(piece[2] for piece in group if piece[2]))]
+        if len(group) > 1:
+            boundaries = range(1, len(group))
+            balanced = [b for b in boundaries
+                        if group[b - 1][1] - start >= shortest and end - group[b][0] >= shortest]
+            cut = min(balanced or boundaries, key=lambda b: (level_at(group[b - 1][1], group[b][0]), b))
+            return split(group[:cut]) + split(group[cut:])
+        first = -(-(start + shortest) // frame)
+        last = (end - shortest) // frame
+        cut = (first + int(np.argmin(levels[first: last + 1]))) * frame if last >= first else (start + end) // 2
+        text = group[0][2]
+        return split([[start, cut, text]]) + split([[cut, end, text]])
+
+    segments = [part for group in joined for part in split(group)]
+    widened = []
+    for number, (start, end, text) in enumerate(segments):
+        if end - start < min_samples:
+            low = widened[-1][1] if widened else 0
+            high = segments[number + 1][0] if number + 1 < len(segments) else count
+            end = min(high, start + min_samples)
+            start = max(low, end - min_samples)
+        widened.append((start, end, text))
+    return widened
+
+
 def describe(index: int, segment) -> str:
     """How messages name a user's segment: ``segments[3]=(4.0, 3.5)``."""
     try:
@@ -218,4 +337,4 @@ def segments_past_end(bounds: list[tuple[int, int]], num_samples: int) -> int | 
     return next((index for index, (_, end) in enumerate(bounds) if end > num_samples), None)
 
 
-__all__ = ["speech_segments", "check_segments", "segments_past_end", "describe"]
+__all__ = ["speech_segments", "timestamp_segments", "check_segments", "segments_past_end", "describe"]

@@ -225,6 +225,52 @@ class Transcriber:
             return self._run_pipeline(clips, batch_size)
         return [self._run_one(clip, SAMPLING_RATE) for clip in clips]
 
+    def gives_timestamps(self) -> bool:
+        """Whether `timestamped` can cut recordings at the recogniser's segments: a Whisper `automatic-speech-
+        recognition` pipeline (a model id of a Whisper model, or such a ready pipeline), loaded here. A callable or
+        a CTC model gives none (their character offsets are no utterance boundaries)."""
+        self.load()
+        return isinstance(self._backend, Pipeline) and getattr(self._backend, "type", None) == "seq2seq_whisper"
+
+    def timestamped(self, clips: list[np.ndarray]) -> list[list[tuple[float, float | None, str]] | Exception]:
+        """Per clip (float32 `(samples,)` at 16 kHz), Whisper's segments `(start_s, end_s, text)` in time order
+        (`return_timestamps=True`; `end_s` is None where Whisper left its last segment open, i.e. it runs to the end
+        of the clip), or the exception the backend raised on it. Clips are transcribed one at a time, so that a
+        recording longer than 30 s goes through Whisper's long-form (sequential) decoding whole.
+
+        Raises:
+            ValueError: when the backend gives no timestamps (see `gives_timestamps`).
+        """
+        if not self.gives_timestamps():
+            raise ValueError(f"{self.name} gives no segment timestamps (only a Whisper pipeline does).")
+        rate = getattr(getattr(self._backend, "feature_extractor", None), "sampling_rate", None) or SAMPLING_RATE
+        results: list[list[tuple[float, float | None, str]] | Exception] = []
+        for clip in clips:
+            try:
+                output = self._backend({"raw": resample(clip, SAMPLING_RATE, rate), "sampling_rate": rate},
+                                       **{**self._call_kwargs, "return_timestamps": True})
+            except Exception as error:  # reported against the input it came from; the other inputs go on
+                results.append(error)
+                continue
+            results.append(self._as_segments(output))
+        return results
+
+    def _as_segments(self, output) -> list[tuple[float, float | None, str]] | Exception:
+        chunks = output.get("chunks") if isinstance(output, Mapping) else None
+        if not isinstance(chunks, list):
+            return ValueError(f"{self.name} returned no 'chunks' with return_timestamps=True")
+        segments = []
+        for chunk in chunks:
+            timestamp = chunk.get("timestamp") if isinstance(chunk, Mapping) else None
+            text = chunk.get("text") if isinstance(chunk, Mapping) else None
+            if not isinstance(timestamp, (tuple, list)) or len(timestamp) != 2 or not isinstance(text, str):
+                return ValueError(f"{self.name} returned a chunk {chunk!r}; expected {{'timestamp': (start, end), "
+                                  "'text': str}")
+            start, end = timestamp
+            segments.append((0.0 if start is None else float(start), None if end is None else float(end),
+                             text.strip()))
+        return segments
+
     def _run_pipeline(self, clips: list[np.ndarray], batch_size: int) -> list[str | Exception]:
         kwargs = {"batch_size": max(1, batch_size), **self._call_kwargs}
         if getattr(self._backend, "type", None) in PADDING_SENSITIVE_ASR_TYPES:

@@ -22,6 +22,7 @@ from kemd_emotion.demo import (
     score_table,
     summary_markdown,
     timeline_figure,
+    utterance_table,
     window_edges,
     write_examples,
 )
@@ -254,6 +255,10 @@ def test_predict_can_cut_at_utterances(classifier, tmp_path):
     assert output["duration"] == want["utterances"][-1]["end"] and len(output["utterances"]) == 2
     thresholds = dict.fromkeys(classifier.model.config.label2id, 0.5)
     assert "2 utterance(s) found and scored one by one" in summary_markdown(output, thresholds)
+    rows = utterance_table(output)  # the table under the page's utterance timeline
+    assert [row[:2] for row in rows] == [[f"{u['start']:.2f}", f"{u['end']:.2f}"] for u in want["utterances"]]
+    assert [row[2] for row in rows] == [", ".join(u["labels"]) for u in want["utterances"]]
+    assert [row[5] for row in rows] == [TEXT, TEXT]
     soundfile.write(tmp_path / "quiet.wav", 0.001 * rng.standard_normal(16000), 16000)
     quiet = predict(classifier, str(tmp_path / "quiet.wav"), TEXT, segment=True)
     assert summary_markdown(quiet, thresholds).startswith("### No speech found\n\nNo speech was found")

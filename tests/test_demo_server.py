@@ -25,6 +25,7 @@ import soundfile
 from helpers.audio import speech_like
 from transformers import pipeline
 
+from kemd_emotion.data.sample import synthesize_utterance
 from kemd_emotion.demo import decision_thresholds
 from kemd_emotion.hub import save_checkpoint
 from kemd_emotion.small_encoders import tiny_processor
@@ -145,21 +146,47 @@ def test_api_answers_with_the_pipelines_output(client, classifier, files):
     from gradio_client import handle_file
 
     crop = classifier.processor.max_audio_seconds
-    result = client.predict(handle_file(str(files["short"])), TEXT, api_name="/analyse")
+    result = client.predict(handle_file(str(files["short"])), TEXT, False, api_name="/analyse")
     assert_matches(pipeline_output(result), classifier({"text": TEXT, "audio": str(files["short"])}))
     status, table = result[0], result[1]
     assert status.startswith("### Predicted: ") and "Scored the whole 1.4 s recording." in status
     assert [row[0] for row in table["data"]] == [e["label"] for e in pipeline_output(result)["emotions"]]
     assert result[4]["visible"] is False  # no timeline for a recording within the crop
 
-    result = client.predict(handle_file(str(files["long"])), TEXT, api_name="/analyse")
+    result = client.predict(handle_file(str(files["long"])), TEXT, False, api_name="/analyse")
     want = classifier({"text": TEXT, "audio": str(files["long"])}, chunk_length_s=crop)
     assert_matches(pipeline_output(result), want)
     assert len(pipeline_output(result)["chunks"]) == len(want["chunks"]) > 1
     assert result[4]["visible"] is True and result[4]["value"]["type"] == "matplotlib"
 
-    result = client.predict(handle_file(str(files["rate_8k"])), TEXT, api_name="/analyse")
+    result = client.predict(handle_file(str(files["rate_8k"])), TEXT, False, api_name="/analyse")
     assert_matches(pipeline_output(result), classifier({"text": TEXT, "audio": str(files["rate_8k"])}))
+
+
+def test_api_cut_at_utterances_answers_with_the_utterance_timeline(client, classifier, files, tmp_path):
+    from gradio_client import handle_file
+
+    rng = np.random.default_rng(10)
+    pause = lambda: 0.001 * rng.standard_normal(12800)  # noqa: E731
+    talk = tmp_path / "talk.wav"  # two utterances with pauses around them
+    soundfile.write(talk, np.concatenate([pause(), synthesize_utterance("sad", 1.5, seed=3)[1], pause(),
+                                          synthesize_utterance("happy", 1.5, seed=4)[1], pause()]), 16000)
+    result = client.predict(handle_file(str(talk)), TEXT, True, api_name="/analyse")
+    want = classifier({"text": TEXT, "audio": str(talk)}, segment="utterances")
+    shown = pipeline_output(result)
+    assert_matches(shown, want)
+    assert shown["segmentation"] == "energy" and len(shown["utterances"]) == len(want["utterances"]) == 2
+    assert "utterance(s) found and scored one by one" in result[0]
+    assert result[4]["visible"] is True and result[4]["value"]["type"] == "matplotlib"
+    rows = result[5]["value"]["data"]  # start, end, labels, arousal, valence, transcript per utterance
+    assert result[5]["visible"] is True and len(rows) == len(want["utterances"])
+    for row, utterance in zip(rows, want["utterances"]):
+        assert row == [f"{utterance['start']:.2f}", f"{utterance['end']:.2f}", ", ".join(utterance["labels"]),
+                       f"{utterance['arousal']:.2f}", f"{utterance['valence']:.2f}", utterance["transcript"]]
+
+    result = client.predict(handle_file(str(files["silence"])), TEXT, True, api_name="/analyse")
+    assert result[0].startswith("### No speech found") and pipeline_output(result)["utterances"] == []
+    assert result[5]["visible"] is False
 
 
 def test_api_bad_inputs_get_clear_errors_and_the_server_keeps_answering(client, classifier, files):
@@ -176,23 +203,23 @@ def test_api_bad_inputs_get_clear_errors_and_the_server_keeps_answering(client, 
     ]
     for inputs, message in bad:
         with pytest.raises(AppError, match=message):
-            client.predict(*inputs, api_name="/analyse")
-        result = client.predict(handle_file(str(files["short"])), TEXT, api_name="/analyse")
+            client.predict(*inputs, False, api_name="/analyse")
+        result = client.predict(handle_file(str(files["short"])), TEXT, False, api_name="/analyse")
         assert_matches(pipeline_output(result), good)
 
     crop = classifier.processor.max_audio_seconds
     start = time.perf_counter()
-    result = client.predict(handle_file(str(files["ten_minutes"])), TEXT, api_name="/analyse")
+    result = client.predict(handle_file(str(files["ten_minutes"])), TEXT, False, api_name="/analyse")
     ten_minutes = time.perf_counter() - start
     assert len(pipeline_output(result)["chunks"]) == int(np.ceil(600 / crop))
     assert "The 600.0 s recording was scored in" in result[0]
     assert ten_minutes < 180, f"a 10-minute recording took {ten_minutes:.0f} s"
 
-    result = client.predict(handle_file(str(files["silence"])), TEXT, api_name="/analyse")
+    result = client.predict(handle_file(str(files["silence"])), TEXT, False, api_name="/analyse")
     silence = pipeline_output(result)
     assert_matches(silence, classifier({"text": TEXT, "audio": str(files["silence"])}, chunk_length_s=crop))
     assert np.isfinite([silence["arousal"], silence["valence"]]).all()
-    result = client.predict(handle_file(str(files["short"])), TEXT, api_name="/analyse")
+    result = client.predict(handle_file(str(files["short"])), TEXT, False, api_name="/analyse")
     assert_matches(pipeline_output(result), good)
 
 
@@ -330,6 +357,22 @@ def test_browser_upload_transcript_submit_shows_the_pipelines_output(browser, se
     time.sleep(0.5)
     browser.save_screenshot(str(ARTIFACTS / "timeline.png"))
     assert "The 12.0 s recording was scored in" in status_text(browser)
+
+    # Ticking "Cut at utterances" scores the same recording utterance by utterance, each listed under the timeline.
+    browser.find_element(By.CSS_SELECTOR, "#cut-at-utterances input[type=checkbox]").click()
+    browser.find_element(By.CSS_SELECTOR, "#analyse").click()
+    wait_for(browser, lambda d: "utterance(s) found" in status_text(d) and d.find_elements(By.CSS_SELECTOR,
+                                                                                            "#timeline img"),
+             what="the utterance timeline")
+    rows = wait_for(browser, lambda d: [[cell.text.strip() for cell in row.find_elements(By.CSS_SELECTOR,
+                                                                                          "[role=gridcell]")]
+                                        for row in d.find_elements(By.CSS_SELECTOR, "#utterances [role=row]")
+                                        if row.find_elements(By.CSS_SELECTOR, "[role=gridcell]")],
+                    what="the utterance table")
+    time.sleep(0.5)
+    browser.save_screenshot(str(ARTIFACTS / "utterances.png"))
+    found = int(status_text(browser).split(" utterance(s) found")[0].split()[-1])
+    assert len(rows) == found >= 1 and all(len(row) == 6 and float(row[0]) < float(row[1]) for row in rows)
 
 
 def test_browser_non_audio_file_shows_a_clear_error_and_the_page_keeps_working(browser, server, classifier, files):

@@ -2,14 +2,16 @@
 model) and scores each utterance with its own audio and words, as a timeline; given segments are checked and
 scored the same way; silence answers with a note, not an error."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from helpers.outputs import flat
-from transformers import pipeline
+from transformers import AutomaticSpeechRecognitionPipeline, pipeline
 
 from kemd_emotion.data.sample import synthesize_utterance
 from kemd_emotion.pipeline_emotion import NO_SPEECH_NOTE, InputError
-from kemd_emotion.segmentation_klue_wav2vec2 import check_segments, speech_segments
+from kemd_emotion.segmentation_klue_wav2vec2 import check_segments, speech_segments, timestamp_segments
 
 TEXT = "안녕하세요 오늘 날씨가 정말 좋네요"
 RATE = 16000
@@ -122,6 +124,7 @@ def test_without_text_each_utterance_is_transcribed_on_its_own(tiny_model_factor
         np.testing.assert_allclose(flat(utterance), flat(listener({"text": words, "audio": audio[start:end]})),
                                    atol=ATOL)
     assert result["transcript"] == " ".join(u["transcript"] for u in result["utterances"])
+    assert result["segmentation"] == "energy"  # a callable gives no timestamps
 
 
 def test_given_segments_are_scored_as_given(pipe, conversation):
@@ -176,7 +179,8 @@ def test_silence_gives_an_empty_timeline_with_a_note(pipe):
     silence = (0.001 * rng.standard_normal(2 * RATE)).astype(np.float32)
     result = pipe({"text": TEXT, "audio": silence}, segment="utterances")
     assert result == {"emotions": [], "labels": [], "arousal": None, "valence": None, "transcript": TEXT,
-                      "transcript_source": "given", "utterances": [], "note": NO_SPEECH_NOTE}
+                      "transcript_source": "given", "utterances": [], "segmentation": "energy",
+                      "note": NO_SPEECH_NOTE}
     clip = synthesize_utterance("happy", 1.5, seed=4)[1]
     silent_first = pipe([{"text": TEXT, "audio": silence}, {"text": TEXT, "audio": clip}], segment="utterances",
                         batch_size=2)
@@ -194,3 +198,91 @@ def test_a_text_only_model_cannot_segment(tiny_model_factory, tiny_processor):
     with pytest.raises(ValueError, match=r"^segment cuts recordings at their utterances, but this model "
                                          r"\(fusion='text'\) reads no audio."):
         reader({"text": TEXT}, segment="utterances")
+
+
+# ---------------------------------------------------------------- cut at a recogniser's timestamps
+
+
+def test_short_timestamped_segments_join_the_nearer_neighbour():
+    audio = np.zeros(6 * RATE, dtype=np.float32)
+    chunks = [(0.0, 2.0, "하나"), (2.1, 2.3, "둘"), (3.0, 4.0, "셋"), (4.0, 4.0, "넷"), (5.0, None, "다섯")]
+    assert timestamp_segments(audio, chunks) == [
+        (0, 36800, "하나 둘"), (48000, 64000, "셋 넷"), (80000, 96000, "다섯")]
+
+
+def test_a_short_segment_with_no_neighbour_that_fits_stays_alone_widened_to_the_shortest_clip():
+    audio = np.zeros(10 * RATE, dtype=np.float32)
+    chunks = [(0.0, 4.0, "하나"), (4.5, 4.51, "둘"), (5.0, 9.0, "셋")]
+    assert timestamp_segments(audio, chunks, max_utterance_seconds=4.2, min_samples=400) == [
+        (0, 64000, "하나"), (72000, 72400, "둘"), (80000, 144000, "셋")]
+
+
+def test_an_over_long_utterance_is_split_between_its_segments_never_inside_one():
+    rng = np.random.default_rng(0)
+    audio = (0.3 * rng.standard_normal(12 * RATE)).astype(np.float32)
+    audio[int(6.0 * RATE): int(6.2 * RATE)] = 0.0  # a quiet point inside the first segment: not a cut
+    audio[int(6.9 * RATE): int(7.1 * RATE)] *= 0.01  # the quiet boundary between the second and third segments
+    chunks = [(0.0, 6.5, "가"), (6.5, 7.0, "나"), (7.0, 7.3, "다"), (7.3, 12.0, "라")]
+    parts = timestamp_segments(audio, chunks, max_utterance_seconds=8.0)
+    assert parts == [(0, 112000, "가 나"), (112000, 116800, "다"), (116800, 192000, "라")] or parts == [
+        (0, 104000, "가"), (104000, 116800, "나 다"), (116800, 192000, "라")]
+    bounds = {round(start / RATE, 2) for start, _, _ in parts} | {round(end / RATE, 2) for _, end, _ in parts}
+    assert bounds <= {0.0, 6.5, 7.0, 7.3, 12.0}  # only at Whisper's own boundaries
+
+
+def test_one_over_long_segment_is_split_at_its_quietest_frame_and_both_parts_keep_its_text():
+    rng = np.random.default_rng(1)
+    audio = (0.3 * rng.standard_normal(9 * RATE)).astype(np.float32)
+    audio[int(3.0 * RATE): int(3.1 * RATE)] = 0.0
+    parts = timestamp_segments(audio, [(0.0, 9.0, "아주 긴 문장")], max_utterance_seconds=5.0)
+    assert [text for _, _, text in parts] == ["아주 긴 문장"] * len(parts) and len(parts) >= 2
+    assert parts[0][0] == 0 and parts[-1][1] == 9 * RATE
+    assert all(end - start <= 5 * RATE for start, end, _ in parts)
+    assert parts[0][1] == 48000  # the silent 10 ms frames at 3.0 s
+
+
+class FakeWhisper(AutomaticSpeechRecognitionPipeline):
+    """A Whisper pipeline's answers with timestamps, without a model: counts its calls."""
+
+    def __init__(self, chunks):  # noqa: D107 - no Pipeline.__init__: no model
+        self.chunks, self.calls = chunks, []
+        self.type, self.task = "seq2seq_whisper", "automatic-speech-recognition"
+        self.model = SimpleNamespace(name_or_path="fake-whisper")
+        self.feature_extractor = SimpleNamespace(sampling_rate=RATE)
+
+    def __call__(self, inputs, **kwargs):
+        self.calls.append((inputs["raw"].shape[0], kwargs))
+        chunks = [{"timestamp": (start, end), "text": f" {text}"} for start, end, text in self.chunks]
+        return {"text": "".join(chunk["text"] for chunk in chunks), "chunks": chunks}
+
+
+def test_whisper_timestamps_cut_the_recording_and_give_each_utterance_its_text(tiny_model_factory, tiny_processor,
+                                                                               conversation):
+    audio, _ = conversation
+    whisper = FakeWhisper([(0.4, 2.1, "첫 문장"), (2.1, 2.3, "네"), (3.9, 4.5, "둘째 문장이에요"),
+                           (5.8, 10.5, "마지막")])
+    listener = pipeline("emotion-multimodal", model=tiny_model_factory("cat", seed=3), processor=tiny_processor,
+                        device="cpu", asr_model=whisper)
+    result = listener({"audio": audio}, segment="utterances")
+    assert len(whisper.calls) == 1 and whisper.calls[0][0] == audio.shape[0]  # once, on the whole recording
+    assert whisper.calls[0][1]["return_timestamps"] is True
+    assert result["segmentation"] == "asr_timestamps" and result["transcript_source"] == "asr"
+    expected = [(0.4, 2.3, "첫 문장 네"), (3.9, 4.5, "둘째 문장이에요"), (5.8, 10.5, "마지막")]
+    assert [(u["start"], u["end"], u["transcript"]) for u in result["utterances"]] == [
+        (start, round(end, 4), text) for start, end, text in expected]
+    for utterance, (start, end, text) in zip(result["utterances"], expected):
+        assert utterance["transcript_source"] == "asr"
+        alone = listener({"text": text, "audio": audio[round(start * RATE): round(end * RATE)]})
+        np.testing.assert_allclose(flat(utterance), flat(alone), atol=ATOL)
+    with_text = listener({"text": TEXT, "audio": audio}, segment="utterances")
+    assert with_text["segmentation"] == "energy" and len(whisper.calls) == 1  # a given text is never transcribed
+
+
+def test_whisper_hearing_nothing_gives_an_empty_timeline(tiny_model_factory, tiny_processor):
+    rng = np.random.default_rng(3)
+    silence = (0.001 * rng.standard_normal(2 * RATE)).astype(np.float32)
+    listener = pipeline("emotion-multimodal", model=tiny_model_factory("cat", seed=3), processor=tiny_processor,
+                        device="cpu", asr_model=FakeWhisper([]))
+    result = listener({"audio": silence}, segment="utterances")
+    assert result["utterances"] == [] and result["note"] == NO_SPEECH_NOTE
+    assert result["segmentation"] == "asr_timestamps"
